@@ -1,0 +1,90 @@
+"""Shared fixtures: a PostgreSQL schema per test session, and a database URL and engine per backend.
+
+Each session gets its own schema, so runs on one server cannot collide;
+with CI set, an unreachable PostgreSQL fails the run instead of skipping.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+import pytest
+from psycopg import sql
+from sqlalchemy import Engine
+
+from api.database import engine_from_url
+from api.schema import upgrade_to_head
+
+DEFAULT_POSTGRES_URL = "postgresql://postgres@127.0.0.1:5432/test"
+
+
+def _postgres_server_url() -> str:
+    return os.environ.get("SETTLE_TEST_POSTGRES_URL", DEFAULT_POSTGRES_URL)
+
+
+def _admin_connection(url: str) -> psycopg.Connection[tuple[object, ...]]:
+    libpq_url = url.replace("postgresql+psycopg://", "postgresql://")
+    return psycopg.connect(libpq_url, autocommit=True, connect_timeout=5)
+
+
+@pytest.fixture(scope="session")
+def postgres_schema() -> Iterator[str]:
+    """A fresh schema `settle_test_<hex>` for this session, dropped with all it holds at the end."""
+    server_url = _postgres_server_url()
+    try:
+        connection = _admin_connection(server_url)
+    except psycopg.OperationalError as error:
+        reason = f"PostgreSQL not reachable at {server_url}: {' '.join(str(error).split())}"
+        if os.environ.get("CI"):
+            pytest.fail(f"{reason} (CI must run the PostgreSQL tests, not skip them)")
+        pytest.skip(reason)
+    schema = f"settle_test_{secrets.token_hex(6)}"
+    with connection:
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        try:
+            yield schema
+        finally:
+            connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+
+def schema_url(server_url: str, schema: str) -> str:
+    """The server URL narrowed to one schema, the way Settle is told to use one."""
+    separator = "&" if "?" in server_url else "?"
+    return f"{server_url}{separator}options={quote(f'-csearch_path={schema}')}"
+
+
+@pytest.fixture
+def postgres_url(postgres_schema: str) -> Iterator[str]:
+    """A URL into this session's schema, emptied first so each test starts from nothing."""
+    server_url = _postgres_server_url()
+    with _admin_connection(server_url) as connection:
+        schema = sql.Identifier(postgres_schema)
+        connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(schema))
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
+    yield schema_url(server_url, postgres_schema)
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    return f"sqlite:///{tmp_path / 'settle.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def database_url(request: pytest.FixtureRequest) -> str:
+    """An empty database on each backend in turn: a temp SQLite file, then a PostgreSQL schema."""
+    url: str = request.getfixturevalue(f"{request.param}_url")
+    return url
+
+
+@pytest.fixture
+def upgraded_engine(database_url: str) -> Iterator[Engine]:
+    """An engine on `database_url` whose schema is at Alembic's head."""
+    engine = engine_from_url(database_url)
+    upgrade_to_head(engine)
+    yield engine
+    engine.dispose()

@@ -1,0 +1,72 @@
+"""Alembic's head matches the store's tables, and a search_path schema holds everything."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from sqlalchemy import Engine, inspect, text
+
+from api.database import engine_from_url, search_path_schema
+from api.schema import current_revision, head_revision, upgrade_to_head
+from contracts.store import metadata
+
+
+def test_the_migrations_create_exactly_the_tables_the_store_declares(
+    upgraded_engine: Engine,
+) -> None:
+    with upgraded_engine.connect() as connection:
+        context = MigrationContext.configure(connection, opts={"compare_type": True})
+        differences = compare_metadata(context, metadata)
+
+    assert differences == []
+
+
+def test_an_empty_database_has_no_revision_until_upgraded(database_url: str) -> None:
+    engine = engine_from_url(database_url)
+    try:
+        assert current_revision(engine) is None
+
+        reached = upgrade_to_head(engine)
+
+        assert reached == head_revision() == current_revision(engine)
+    finally:
+        engine.dispose()
+
+
+def test_upgrading_a_database_already_at_head_changes_nothing(upgraded_engine: Engine) -> None:
+    assert upgrade_to_head(upgraded_engine) == head_revision()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_the_tables_and_alembic_version_live_in_the_search_path_schema(
+    postgres_url: str,
+) -> None:
+    schema = search_path_schema(postgres_url)
+    engine = engine_from_url(postgres_url)
+    try:
+        upgrade_to_head(engine)
+        inspector = inspect(engine)
+
+        assert set(inspector.get_table_names(schema=schema)) == {
+            "alembic_version",
+            "contract_versions",
+        }
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_upgrade_creates_a_search_path_schema_that_is_missing(
+    postgres_url: str, postgres_schema: str
+) -> None:
+    fresh = f"{postgres_schema}_fresh"
+    engine = engine_from_url(postgres_url.replace(postgres_schema, fresh))
+    try:
+        upgrade_to_head(engine)
+
+        assert "contract_versions" in inspect(engine).get_table_names(schema=fresh)
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f'DROP SCHEMA IF EXISTS "{fresh}" CASCADE'))
+        engine.dispose()
