@@ -1,0 +1,36 @@
+# Every target works on a fresh clone: the virtualenv is made from pyproject.toml on first use.
+# Nothing here may depend on a package installed by hand.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+PURE_AND_TYPED := rules contracts outcomes settlement ledger
+
+.PHONY: demo test lint typecheck ci clean
+
+# Reinstalled whenever pyproject.toml is newer than the stamp, so a new dependency reaches everyone.
+$(STAMP): pyproject.toml
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --disable-pip-version-check -e '.[test]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/settle demo
+
+test: $(STAMP)
+	$(BIN)/pytest -q
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy --strict $(PURE_AND_TYPED)
+
+ci: test lint typecheck
+
+# Leaves settle.db alone: it is the embedded database, not a build product.
+clean:
+	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info
+	find . -name __pycache__ -type d -prune -exec rm -rf {} +
