@@ -1,0 +1,367 @@
+"""Evaluate a contract version for one period: parameters in force, inputs, every definition in
+order, then the payments; with a trace that explains each number and hashes to a fixed value.
+
+Pure: values in, values out. The trace is the versioned JSON form a ledger entry can commit to.
+"""
+
+from __future__ import annotations
+
+import difflib
+from collections.abc import Mapping
+from dataclasses import dataclass
+from decimal import Decimal
+from typing import Any
+
+from contracts.document import canonical_json, content_hash, decimal_text
+from contracts.model import Clause, ContractVersion, Definition, Parameter, Period
+from contracts.validate import value_of
+from rules.errors import EvaluationError, Problem, RuleError
+from rules.evaluate import Environment, Reading, evaluate, round_decimal
+from rules.types import Scalar
+from rules.values import Bands, Keyed, Points, RowSet, Value
+
+TRACE_FORMAT = "settle.trace/v1"
+
+
+@dataclass(frozen=True, slots=True)
+class ResolvedParameter:
+    parameter: Parameter
+    value: Value
+    source: str  # "contract", "override" or "default"
+    effective: str  # ISO date the value took effect, or "" for overrides and defaults
+    reference: str
+    used: tuple[tuple[str, Value], ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class Quantity:
+    """One definition's result, with the clause and case that produced it and what it read."""
+
+    definition: Definition
+    value: Value
+    clause: Clause
+    case: int | None  # index of the case that applied; None for `expr` or `otherwise`
+    used: tuple[tuple[str, Value], ...]
+    rows: tuple[tuple[str, tuple[Value, ...]], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class PaymentResult:
+    name: str
+    payer: str
+    payer_account: str
+    payee: str
+    payee_account: str
+    amount: Decimal
+    unrounded: Decimal
+    currency: str
+    memo: str
+    used: tuple[tuple[str, Value], ...]
+
+
+@dataclass(frozen=True, slots=True)
+class Evaluation:
+    version: ContractVersion
+    period: Period
+    parameters: tuple[ResolvedParameter, ...]
+    inputs: tuple[tuple[str, Value | None, str], ...]  # name, value, "given" | "default" | "not given"
+    quantities: tuple[Quantity, ...]
+    payments: tuple[PaymentResult, ...]
+    skipped_payments: tuple[tuple[str, str], ...]  # name, why not made
+
+    def quantity(self, name: str) -> Value:
+        return next(q.value for q in self.quantities if q.definition.name == name)
+
+    def trace(self) -> dict[str, Any]:
+        """The explanation of every number, as a JSON value (format settle.trace/v1)."""
+        return _trace(self)
+
+    def trace_hash(self) -> str:
+        return content_hash(canonical_json(self.trace()))
+
+    def result(self) -> dict[str, Any]:
+        """The `--json` result: contract hash, quantities, payments and trace."""
+        trace = self.trace()
+        return {
+            "contract": self.version.content_hash,
+            "period": self.period.id,
+            "quantities": {q.definition.name: value_text(q.value) for q in self.quantities},
+            "payments": [_payment_json(p) for p in self.payments],
+            "trace": trace,
+            "trace_hash": content_hash(canonical_json(trace)),
+        }
+
+
+def evaluate_contract(version: ContractVersion, parameters: Mapping[str, Any],
+                      inputs: Mapping[str, Any], *, period: str | None = None) -> Evaluation:
+    """Every quantity and payment of `version` for `period` (default: its first period).
+
+    `parameters` overrides the contract's parameter values by name; `inputs` gives the inputs
+    (decimal strings or integers for numbers, lists of objects for rows). Raises RuleError with
+    every problem in the arguments, or EvaluationError where an expression cannot be evaluated.
+    """
+    contract = version.contract
+    label = f"contract {contract.id}"
+    chosen = _period(version, period)
+    resolved = _resolve_parameters(version, parameters, chosen)
+    values: dict[str, Value] = {p.parameter.name: p.value for p in resolved}
+    given, not_given = _resolve_inputs(version, inputs, values)
+    environment = Environment(values, frozenset(not_given), contract.rounding.mode)
+    quantities = []
+    for definition in contract.definitions:
+        try:
+            quantity = _evaluate_definition(definition, environment)
+        except EvaluationError as error:
+            raise EvaluationError(p.located(label) for p in error.problems) from None
+        values[definition.name] = quantity.value
+        quantities.append(quantity)
+    try:
+        payments, skipped = _payments(version, environment)
+    except EvaluationError as error:
+        raise EvaluationError(p.located(label) for p in error.problems) from None
+    return Evaluation(version, chosen, resolved, given, tuple(quantities), payments, skipped)
+
+
+def _period(version: ContractVersion, period: str | None) -> Period:
+    periods = version.contract.periods
+    if period is None:
+        return periods[0]
+    for candidate in periods:
+        if candidate.id == period:
+            return candidate
+    raise RuleError([Problem("period", f"the contract has no period '{period}'; its periods "
+                             "are: " + ", ".join(p.id for p in periods))])
+
+
+def _resolve_parameters(version: ContractVersion, overrides: Mapping[str, Any],
+                        period: Period) -> tuple[ResolvedParameter, ...]:
+    contract = version.contract
+    by_name = {p.name: p for p in contract.parameters}
+    problems = [Problem(f"parameters.{name}", f"unknown parameter '{name}'"
+                        + _suggestion(name, by_name))
+                for name in overrides if name not in by_name]
+    resolved: list[ResolvedParameter] = []
+    values: dict[str, Value] = {}
+    for parameter in contract.parameters:
+        try:
+            found = _resolve_parameter(parameter, overrides, period, values)
+        except RuleError as error:
+            problems.extend(error.problems)
+            continue
+        if found is not None:
+            resolved.append(found)
+            values[parameter.name] = found.value
+    if problems:
+        raise RuleError(p.located(f"contract {contract.id}") for p in problems)
+    return tuple(resolved)
+
+
+def _resolve_parameter(parameter: Parameter, overrides: Mapping[str, Any], period: Period,
+                       values: Mapping[str, Value]) -> ResolvedParameter | None:
+    where = f"parameters.{parameter.name}"
+    if parameter.name in overrides:
+        try:
+            value = value_of(parameter.type, overrides[parameter.name])
+        except ValueError as error:
+            raise RuleError([Problem(where, f"override {overrides[parameter.name]!r}: {error}")]) from None
+        if parameter.one_of and value not in parameter.one_of:
+            raise RuleError([Problem(where, f"{value!r} is not one of "
+                                     + ", ".join(map(repr, parameter.one_of)))])
+        return ResolvedParameter(parameter, value, "override", "", "given for this evaluation")
+    in_force = parameter.in_force(period.start)
+    if in_force is not None:
+        return ResolvedParameter(parameter, in_force.value, "contract",
+                                 in_force.effective.isoformat(), in_force.reference)
+    if parameter.default is not None:
+        value, reading = evaluate(parameter.default.source, parameter.default.expr,
+                                  Environment(values))
+        return ResolvedParameter(parameter, value, "default", "", parameter.reference,
+                                 _used(reading, values))
+    first = min((v.effective for v in parameter.values), default=None)
+    raise RuleError([Problem(where, f"no value in force on {period.start.isoformat()} "
+                             f"(period {period.id}); the first takes effect {first}")])
+
+
+def _resolve_inputs(version: ContractVersion, given: Mapping[str, Any],
+                    values: dict[str, Value]) -> tuple[tuple[tuple[str, Value | None, str], ...],
+                                                       list[str]]:
+    contract = version.contract
+    declared = {i.name: i for i in contract.inputs}
+    problems = [Problem(f"inputs.{name}", f"unknown input '{name}'" + _suggestion(name, declared))
+                for name in given if name not in declared]
+    resolved: list[tuple[str, Value | None, str]] = []
+    not_given: list[str] = []
+    for item in contract.inputs:
+        if item.name in given:
+            try:
+                value = value_of(item.type, given[item.name])
+            except ValueError as error:
+                problems.append(Problem(f"inputs.{item.name}", str(error)))
+                continue
+            resolved.append((item.name, value, "given"))
+            values[item.name] = value
+        elif item.default is not None:
+            resolved.append((item.name, item.default, "default"))
+            values[item.name] = item.default
+        elif item.optional:
+            resolved.append((item.name, None, "not given"))
+            not_given.append(item.name)
+        else:
+            problems.append(Problem(f"inputs.{item.name}", f"missing input '{item.name}' "
+                                    f"({item.type}): {item.description}"))
+    if problems:
+        raise RuleError(p.located(f"contract {contract.id}") for p in problems)
+    return tuple(resolved), not_given
+
+
+def _evaluate_definition(definition: Definition, environment: Environment) -> Quantity:
+    if definition.expr is not None:
+        return _quantity(definition, definition.expr, None, environment, Reading())
+    before = Reading()
+    for index, case in enumerate(definition.cases):
+        holds, reading = evaluate(case.when.source, case.when.expr, environment)
+        for name in reading.names:
+            before.read(name)
+        if holds:
+            return _quantity(definition, case.then, index, environment, before)
+    assert definition.otherwise is not None
+    return _quantity(definition, definition.otherwise, None, environment, before)
+
+
+def _quantity(definition: Definition, clause: Clause, case: int | None,
+              environment: Environment, before: Reading) -> Quantity:
+    value, reading = evaluate(clause.source, clause.expr, environment)
+    for name in reading.names:
+        before.read(name)
+    return Quantity(definition, value, clause, case, _used(before, environment.values),
+                    tuple(reading.row_values))
+
+
+def _used(reading: Reading, values: Mapping[str, Value]) -> tuple[tuple[str, Value], ...]:
+    return tuple((name, values[name]) for name in reading.names if name in values)
+
+
+def _payments(version: ContractVersion, environment: Environment
+              ) -> tuple[tuple[PaymentResult, ...], tuple[tuple[str, str], ...]]:
+    contract = version.contract
+    policy = contract.rounding
+    made: list[PaymentResult] = []
+    skipped: list[tuple[str, str]] = []
+    for payment in contract.payments:
+        reading = Reading()
+        if payment.when is not None:
+            holds, reading = evaluate(payment.when.source, payment.when.expr, environment)
+            if not holds:
+                skipped.append((payment.name, f"condition not met: {payment.when.source}"))
+                continue
+        unrounded, amount_reading = evaluate(payment.amount.source, payment.amount.expr,
+                                             environment)
+        assert isinstance(unrounded, Decimal)
+        for name in amount_reading.names:
+            reading.read(name)
+        amount = round_decimal(unrounded, policy.payment_places, policy.payment_mode)
+        if amount < 0:
+            raise EvaluationError([Problem(
+                f"payments.{payment.name}.amount",
+                f"the amount is negative ({decimal_text(amount)}): a payment's direction is set "
+                "by 'from' and 'to'; guard it with 'when'", payment.amount.source,
+                payment.amount.expr.span)])
+        if amount == 0:
+            skipped.append((payment.name, "the amount rounds to zero"))
+            continue
+        payer, payee = contract.party(payment.payer), contract.party(payment.payee)
+        made.append(PaymentResult(payment.name, payer.role, payer.account, payee.role,
+                                  payee.account, amount, unrounded, contract.currency,
+                                  payment.memo, _used(reading, environment.values)))
+    return tuple(made), tuple(skipped)
+
+
+def _suggestion(name: str, known: Mapping[str, object]) -> str:
+    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
+    return f" (did you mean '{close[0]}'?)" if close else ""
+
+
+def value_text(value: Value | None) -> Any:
+    """A value as JSON: decimals as exact strings, dates as ISO text, tables by shape."""
+    if value is None:
+        return None
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    if isinstance(value, Points):
+        return [[decimal_text(x), decimal_text(y)] for x, y in value.points]
+    if isinstance(value, Bands):
+        return [{"from": decimal_text(b.lower),
+                 "to": None if b.upper is None else decimal_text(b.upper),
+                 "rate": decimal_text(b.rate)} for b in value.bands]
+    if isinstance(value, Keyed):
+        return {key: {c: value_text(v) for c, v in row} for key, row in value.rows}
+    if isinstance(value, RowSet):
+        return [{c: value_text(v) for c, v in row} for row in value.rows]
+    return value.isoformat()
+
+
+def _used_json(used: tuple[tuple[str, Value], ...]) -> dict[str, Any]:
+    return {name: (f"({len(v)} rows)" if isinstance(v, RowSet) else
+                   "(table)" if isinstance(v, Points | Bands | Keyed) else value_text(v))
+            for name, v in used}
+
+
+def _payment_json(payment: PaymentResult) -> dict[str, Any]:
+    return {
+        "name": payment.name,
+        "from": payment.payer_account,
+        "to": payment.payee_account,
+        "amount": format(payment.amount, "f"),  # already quantized to the policy's places
+        "currency": payment.currency,
+        "memo": payment.memo,
+    }
+
+
+def _trace(evaluation: Evaluation) -> dict[str, Any]:
+    contract = evaluation.version.contract
+    policy = contract.rounding
+    return {
+        "format": TRACE_FORMAT,
+        "contract": {"id": contract.id, "title": contract.title,
+                     "hash": evaluation.version.content_hash},
+        "period": {"id": evaluation.period.id, "start": evaluation.period.start.isoformat(),
+                   "end": evaluation.period.end.isoformat()},
+        "parameters": [{
+            "name": p.parameter.name,
+            "type": str(p.parameter.type) if isinstance(p.parameter.type, Scalar) else "table",
+            "description": p.parameter.description,
+            "value": value_text(p.value),
+            "source": p.source,
+            "effective": p.effective,
+            "reference": p.reference,
+            **({"expression": p.parameter.default.source, "used": _used_json(p.used)}
+               if p.source == "default" and p.parameter.default is not None else {}),
+        } for p in evaluation.parameters],
+        "inputs": [{"name": name, "value": value_text(value), "source": source}
+                   for name, value, source in evaluation.inputs],
+        "quantities": [{
+            "name": q.definition.name,
+            "type": str(q.definition.type),
+            "description": q.definition.description,
+            "reference": q.definition.reference,
+            "clause": q.clause.path,
+            "expression": q.clause.source,
+            "case": None if q.case is None else {
+                "index": q.case, "when": q.definition.cases[q.case].when.source},
+            "used": _used_json(q.used),
+            "rows": [{"expression": expression, "values": [value_text(v) for v in per_row]}
+                     for expression, per_row in q.rows],
+            "value": value_text(q.value),
+        } for q in evaluation.quantities],
+        "payments": [{
+            **_payment_json(p),
+            "unrounded": decimal_text(p.unrounded),
+            "rounding": {"places": policy.payment_places, "mode": policy.payment_mode},
+            "used": _used_json(p.used),
+        } for p in evaluation.payments],
+        "payments_not_made": [{"name": name, "why": why} for name, why in evaluation.skipped_payments],
+    }
+
+

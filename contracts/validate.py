@@ -1,0 +1,511 @@
+"""Contract validation: a checked document becomes a typed, fully type-checked `ContractVersion`.
+
+Problems are collected, not raised one by one: every bad parameter value, unknown name, type
+error, cycle and forward reference is reported together, each with its clause path and position.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from marshmallow import ValidationError
+
+from contracts.document import canonical_json, content_hash, load_structure, read_file
+from contracts.model import (
+    Aggregate,
+    Case,
+    Clause,
+    Contract,
+    ContractVersion,
+    Definition,
+    Input,
+    Parameter,
+    ParameterValue,
+    Party,
+    Payment,
+    Period,
+    RoundingPolicy,
+)
+from contracts.schema import parse_decimal
+from outcomes.catalog import EVENT_FIELDS, MEASURES, MEASURES_WITH_FIELD
+from rules.check import FUNCTIONS, Scope, check
+from rules.errors import Problem, RuleError
+from rules.syntax import KEYWORDS, names_used, parse
+from rules.types import (
+    BOOLEAN,
+    COUNT,
+    DATE,
+    MONEY,
+    NUMERIC,
+    RATE,
+    SCALARS,
+    SCORE,
+    BandsTable,
+    KeyedTable,
+    PointsTable,
+    Rows,
+    Scalar,
+    Type,
+    unify,
+)
+from rules.values import Band, Bands, Keyed, Points, RowSet, Value
+
+REQUIRED_ROLES = ("payer", "provider")
+
+
+def load_contract_file(path: str | Path) -> ContractVersion:
+    """Read, check and type-check a contract document; RuleError lists every problem."""
+    return load_contract(read_file(path), name=str(path))
+
+
+def load_contract(raw: Any, *, name: str = "contract") -> ContractVersion:
+    version, problems = check_contract(raw, name=name)
+    if problems or version is None:
+        raise RuleError(problems)
+    return version
+
+
+def check_contract(raw: Any, *, name: str = "contract") -> tuple[ContractVersion | None,
+                                                               tuple[Problem, ...]]:
+    """The contract version, or None and every problem found (each with its path)."""
+    try:
+        document = load_structure(raw, name=name)
+    except RuleError as error:
+        return None, error.problems
+    builder = _Builder(document)
+    contract = builder.build()
+    label = f"contract {document['id']}"
+    problems = tuple(p.located(label) for p in builder.problems)
+    if problems:
+        return None, problems
+    canonical = canonical_json(document)
+    return ContractVersion(contract, content_hash(canonical), canonical), ()
+
+
+def scalar_value(kind: Scalar, raw: Any) -> Value:
+    """A raw document value as a value of the declared scalar type; ValueError says why not."""
+    if kind in NUMERIC:
+        try:
+            number = parse_decimal(raw)
+        except ValidationError as error:
+            raise ValueError(" ".join(str(m) for m in error.messages)) from None
+        if kind == COUNT and number != number.to_integral_value():
+            raise ValueError(f"a count is a whole number, not {raw!r}")
+        return number
+    if kind == BOOLEAN:
+        if not isinstance(raw, bool):
+            raise ValueError(f"expected true or false, not {raw!r}")
+        return raw
+    if kind == DATE:
+        if isinstance(raw, str) and len(raw) == 10:
+            try:
+                return dt.date.fromisoformat(raw)
+            except ValueError:
+                pass
+        raise ValueError(f"expected a date YYYY-MM-DD, not {raw!r}")
+    if not isinstance(raw, str):
+        raise ValueError(f"expected text, not {raw!r}")
+    return raw
+
+
+def type_of(declared: str, table: Mapping[str, Any] | None = None,
+            columns: Mapping[str, str] | None = None) -> Type:
+    if declared == "table":
+        assert table is not None
+        if table["kind"] == "points":
+            return PointsTable(SCALARS[table["x"]], SCALARS[table["y"]])
+        if table["kind"] == "bands":
+            return BandsTable(SCALARS[table["bound"]])
+        return KeyedTable(tuple((c, SCALARS[t]) for c, t in table["columns"].items()))
+    if declared == "rows":
+        assert columns is not None
+        return Rows(tuple((c, SCALARS[t]) for c, t in columns.items()))
+    return SCALARS[declared]
+
+
+def table_value(kind: Type, raw: Any) -> Value:
+    """A table parameter's value in the shape its type declares."""
+    if isinstance(kind, PointsTable):
+        if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
+            raise ValueError("a points table is a list of [x, y] pairs")
+        return Points(tuple((_number(kind.x, x), _number(kind.y, y)) for x, y in raw))
+    if isinstance(kind, BandsTable):
+        if not isinstance(raw, list) or not all(isinstance(b, Mapping) for b in raw):
+            raise ValueError("a bands table is a list of {from, to, rate} (the last 'to' may be "
+                             "left out)")
+        bands = []
+        for position, band in enumerate(raw, start=1):
+            unknown = set(band) - {"from", "to", "rate"}
+            if unknown or "from" not in band or "rate" not in band:
+                raise ValueError(f"band {position} needs 'from', 'rate' and optionally 'to'")
+            upper = band.get("to")
+            bands.append(Band(_number(kind.bound, band["from"]),
+                              None if upper is None else _number(kind.bound, upper),
+                              _number(RATE, band["rate"])))
+        return Bands(tuple(bands))
+    assert isinstance(kind, KeyedTable)
+    if not isinstance(raw, Mapping) or not raw:
+        raise ValueError("a keyed table maps each key to a row of columns")
+    rows = []
+    for key, row in raw.items():
+        if not isinstance(row, Mapping) or set(row) != {c for c, _ in kind.columns}:
+            wanted = ", ".join(c for c, _ in kind.columns)
+            raise ValueError(f"row '{key}' must have exactly the columns {wanted}")
+        cells = []
+        for column, column_type in kind.columns:
+            try:
+                cells.append((column, scalar_value(column_type, row[column])))
+            except ValueError as error:
+                raise ValueError(f"row '{key}', column '{column}': {error}") from None
+        rows.append((str(key), tuple(cells)))
+    return Keyed(tuple(rows))
+
+
+def _number(kind: Scalar, raw: Any) -> Decimal:
+    value = scalar_value(kind, raw)
+    if not isinstance(value, Decimal):
+        raise ValueError(f"table cells here are numbers ({kind}), not {raw!r}")
+    return value
+
+
+def rows_value(kind: Rows, raw: Any) -> Value:
+    """Row-set input values: a list of objects with exactly the declared columns."""
+    if not isinstance(raw, list):
+        raise ValueError("rows are a list of objects, one per row")
+    rows = []
+    for position, row in enumerate(raw, start=1):
+        if not isinstance(row, Mapping) or set(row) != {c for c, _ in kind.columns}:
+            wanted = ", ".join(c for c, _ in kind.columns)
+            raise ValueError(f"row {position} must have exactly the columns {wanted}")
+        cells = []
+        for column, column_type in kind.columns:
+            try:
+                cells.append((column, scalar_value(column_type, row[column])))
+            except ValueError as error:
+                raise ValueError(f"row {position}, column '{column}': {error}") from None
+        rows.append(tuple(cells))
+    return RowSet(tuple(rows))
+
+
+def value_of(kind: Type, raw: Any) -> Value:
+    if isinstance(kind, Scalar):
+        return scalar_value(kind, raw)
+    if isinstance(kind, Rows):
+        return rows_value(kind, raw)
+    return table_value(kind, raw)
+
+
+class _Builder:
+    def __init__(self, document: dict[str, Any]) -> None:
+        self.document = document
+        self.problems: list[Problem] = []
+        self.types: dict[str, Type] = {}
+        self.kinds: dict[str, str] = {}  # name -> "parameter" | "input" | "definition"
+
+    def fail(self, where: str, message: str) -> None:
+        self.problems.append(Problem(where, message))
+
+    def build(self) -> Contract:
+        document = self.document
+        parties = tuple(Party(role, p["name"], p["account"])
+                        for role, p in document["parties"].items())
+        for role in REQUIRED_ROLES:
+            if role not in document["parties"]:
+                self.fail(f"parties.{role}", f"the contract needs a '{role}' party")
+        periods = tuple(Period(p["id"], p["start"], p["end"]) for p in document["periods"])
+        self._check_unique([p.id for p in periods], "periods", "period id")
+        rounding = document["rounding"]
+        policy = RoundingPolicy(rounding["mode"], rounding["payments"]["places"],
+                                rounding["payments"]["mode"] or rounding["mode"])
+        self._claim_names()
+        parameters = self._parameters()
+        inputs = self._inputs()
+        definitions = self._definitions()
+        payments = self._payments(set(document["parties"]))
+        return Contract(document["id"], document["title"], document["description"],
+                        document["currency"], parties, periods, policy, parameters, inputs,
+                        definitions, payments)
+
+    def _check_unique(self, names: list[str], where: str, what: str) -> None:
+        seen: set[str] = set()
+        for name in names:
+            if name in seen:
+                self.fail(where, f"the {what} '{name}' is used twice")
+            seen.add(name)
+
+    def _claim_names(self) -> None:
+        sections = (("parameters", list(self.document["parameters"])),
+                    ("inputs", list(self.document["inputs"])),
+                    ("definitions", [d["name"] for d in self.document["definitions"]]))
+        for section, names in sections:
+            for name in names:
+                where = f"{section}.{name}"
+                if name in KEYWORDS or name in FUNCTIONS:
+                    self.fail(where, f"'{name}' is a reserved word of the rule language; "
+                              "choose another name")
+                elif name in self.kinds:
+                    self.fail(where, f"'{name}' is already the name of a {self.kinds[name]}")
+                else:
+                    self.kinds[name] = section[:-1]
+
+    def _clause(self, where: str, source: str, scope: Scope, expected: Type | None) -> Clause | None:
+        try:
+            expr = parse(source)
+        except RuleError as error:
+            self.problems.extend(p.located(where) for p in error.problems)
+            return None
+        found, problems = check(source, expr, scope)
+        self.problems.extend(p.located(where) for p in problems)
+        if found is not None and expected is not None and unify(expected, found) != expected:
+            self.problems.append(Problem(where, f"is {found}, but must be {expected}", source,
+                                         expr.span))
+            return None
+        return Clause(where, source, expr) if not problems else None
+
+    def _parameters(self) -> tuple[Parameter, ...]:
+        declared = self.document["parameters"]
+        for name, spec in declared.items():
+            self.types[name] = type_of(spec["type"], spec.get("table"))
+        order = self._parameter_order(declared)
+        built: dict[str, Parameter] = {}
+        for name in order:
+            spec = declared[name]
+            kind = self.types[name]
+            values = tuple(self._parameter_value(name, index, kind, spec, entry)
+                           for index, entry in enumerate(spec["values"]))
+            default = None
+            if "default" in spec:
+                others = {n: self.types[n] for n in declared if n != name}
+                default = self._clause(f"parameters.{name}.default", spec["default"],
+                                       Scope(others), kind)
+            built[name] = Parameter(name, kind, spec["description"],
+                                    tuple(v for v in values if v is not None), default,
+                                    spec["reference"], tuple(spec.get("one_of", ())))
+        return tuple(built[name] for name in order)
+
+    def _parameter_order(self, declared: Mapping[str, Any]) -> list[str]:
+        """Parameters with defaults after the parameters their defaults name; cycles reported."""
+        graph = {name: self._references(spec.get("default"), declared)
+                 for name, spec in declared.items()}
+        cycle = _find_cycle(graph)
+        if cycle:
+            self.fail(f"parameters.{cycle[0]}.default",
+                      "parameter defaults refer to each other in a cycle: " + " -> ".join(cycle))
+            return list(declared)
+        order: list[str] = []
+        while len(order) < len(graph):
+            for name in graph:
+                if name not in order and all(d in order for d in graph[name]):
+                    order.append(name)
+        return order
+
+    @staticmethod
+    def _references(source: str | None, names: Mapping[str, Any]) -> tuple[str, ...]:
+        if source is None:
+            return ()
+        try:
+            expr = parse(source)
+        except RuleError:
+            return ()
+        return tuple(dict.fromkeys(n.name for n in names_used(expr) if n.name in names))
+
+    def _parameter_value(self, name: str, index: int, kind: Type, spec: Mapping[str, Any],
+                         entry: Mapping[str, Any]) -> ParameterValue | None:
+        where = f"parameters.{name}.values.{index}.value"
+        try:
+            value = value_of(kind, entry["value"])
+        except ValueError as error:
+            self.fail(where, str(error))
+            return None
+        one_of = spec.get("one_of")
+        if one_of is not None and value not in one_of:
+            self.fail(where, f"{value!r} is not one of {', '.join(map(repr, one_of))}")
+        return ParameterValue(value, entry["effective"], entry["reference"])
+
+    def _inputs(self) -> tuple[Input, ...]:
+        built = []
+        for name, spec in self.document["inputs"].items():
+            kind = type_of(spec["type"], columns=spec.get("columns"))
+            self.types[name] = kind
+            default = None
+            if "default" in spec:
+                try:
+                    default = value_of(kind, spec["default"])
+                except ValueError as error:
+                    self.fail(f"inputs.{name}.default", str(error))
+            aggregate = None
+            if "aggregate" in spec:
+                aggregate = self._aggregate(name, kind, spec["aggregate"])
+            built.append(Input(name, kind, spec["description"], spec["optional"], default,
+                               aggregate))
+        return tuple(built)
+
+    def _aggregate(self, name: str, kind: Type, spec: Mapping[str, Any]) -> Aggregate | None:
+        where = f"inputs.{name}.aggregate"
+        events = spec["events"]
+        fields = EVENT_FIELDS.get(events)
+        if fields is None:
+            self.fail(f"{where}.events", f"unknown event type '{events}'; the types are: "
+                      + ", ".join(sorted(EVENT_FIELDS)))
+            return None
+        measure = spec["measure"]
+        if measure not in MEASURES:
+            self.fail(f"{where}.measure", f"unknown measure '{measure}'; the measures are: "
+                      + ", ".join(sorted(MEASURES)))
+            return None
+        field = spec.get("field")
+        measured = self._measured_type(where, measure, field, fields, spec.get("weight_by"))
+        for column in spec["group_by"]:
+            if column not in fields:
+                self.fail(f"{where}.group_by", f"'{events}' has no field '{column}'")
+        where_clause = None
+        if "where" in spec:
+            where_clause = self._clause(f"{where}.where", spec["where"],
+                                        Scope({**self._parameter_types(), **fields}), BOOLEAN)
+        cap = spec.get("per_person_cap")
+        if cap is not None and self.types.get(cap) != MONEY:
+            self.fail(f"{where}.per_person_cap", f"'{cap}' must be a money parameter")
+        self._aggregate_result_type(where, kind, measured, spec, fields)
+        return Aggregate(events, measure, field, where_clause, tuple(spec["group_by"]),
+                         spec.get("value_column"), spec.get("weight_by"), cap,
+                         spec.get("population"))
+
+    def _parameter_types(self) -> dict[str, Type]:
+        return {n: t for n, t in self.types.items() if self.kinds.get(n) == "parameter"}
+
+    def _measured_type(self, where: str, measure: str, field: str | None,
+                       fields: Mapping[str, Scalar], weight_by: str | None) -> Type | None:
+        if measure in MEASURES_WITH_FIELD or measure == "count_distinct":
+            if field is None or field not in fields:
+                self.fail(f"{where}.field", f"'{measure}' needs a 'field' of the event "
+                          f"(one of {', '.join(fields)})")
+                return None
+            if measure == "count_distinct":
+                return COUNT
+            if fields[field] not in NUMERIC:
+                self.fail(f"{where}.field", f"cannot take '{measure}' of '{field}', a "
+                          f"{fields[field]}")
+                return None
+            if measure == "weighted_average" and (weight_by is None or weight_by not in fields):
+                self.fail(f"{where}.weight_by", "'weighted_average' needs 'weight_by', a numeric field")
+            return fields[field]
+        return COUNT
+
+    def _aggregate_result_type(self, where: str, kind: Type, measured: Type | None,
+                               spec: Mapping[str, Any], fields: Mapping[str, Scalar]) -> None:
+        if measured is None:
+            return
+        group_by = spec["group_by"]
+        if not group_by:
+            if kind != measured and not (kind == SCORE and measured == SCORE):
+                self.fail(where, f"the input is {kind}, but '{spec['measure']}' gives {measured}")
+            return
+        value_column = spec.get("value_column")
+        if not isinstance(kind, Rows) or value_column is None:
+            self.fail(where, "an aggregate with group_by fills a rows input; name the "
+                      "measured column with 'value_column'")
+            return
+        expected = {**{g: fields[g] for g in group_by if g in fields}, value_column: measured}
+        if dict(kind.columns) != expected:
+            self.fail(where, "the rows' columns must be the group_by fields and the value "
+                      "column: " + ", ".join(f"{c}: {t}" for c, t in expected.items()))
+
+    def _definitions(self) -> tuple[Definition, ...]:
+        specs = self.document["definitions"]
+        names = [spec["name"] for spec in specs]
+        graph = {spec["name"]: self._definition_references(spec, names) for spec in specs}
+        cycle = _find_cycle(graph)
+        if cycle:
+            self.fail(f"definitions.{cycle[0]}", "definitions refer to each other in a cycle: "
+                      + " -> ".join(cycle))
+        optional = frozenset(self._declared_inputs())
+        built = []
+        for position, spec in enumerate(specs):
+            name = spec["name"]
+            later = {n: f"'{n}' is defined after this definition (definitions.{n}); a "
+                     "definition may only use names defined before it"
+                     for n in names[position + 1:]}
+            later[name] = f"'{name}' cannot refer to itself"
+            scope = Scope(dict(self.types), optional, later)
+            kind = SCALARS[spec["type"]]
+            built.append(self._definition(spec, scope, kind))
+            self.types[name] = kind
+        return tuple(d for d in built if d is not None)
+
+    def _declared_inputs(self) -> list[str]:
+        return [name for name, spec in self.document["inputs"].items() if spec["optional"]]
+
+    def _definition_references(self, spec: Mapping[str, Any], names: list[str]) -> tuple[str, ...]:
+        sources = [spec.get("expr"), spec.get("otherwise")]
+        sources += [part for case in spec.get("cases", ()) for part in (case["when"], case["then"])]
+        found: dict[str, None] = {}
+        for source in sources:
+            for name in self._references(source, dict.fromkeys(names)):
+                found[name] = None
+        return tuple(found)
+
+    def _definition(self, spec: Mapping[str, Any], scope: Scope, kind: Scalar) -> Definition | None:
+        where = f"definitions.{spec['name']}"
+        expr = otherwise = None
+        cases: list[Case] = []
+        if "expr" in spec:
+            expr = self._clause(f"{where}.expr", spec["expr"], scope, kind)
+        else:
+            for index, case in enumerate(spec["cases"]):
+                when = self._clause(f"{where}.cases.{index}.when", case["when"], scope, BOOLEAN)
+                then = self._clause(f"{where}.cases.{index}.then", case["then"], scope, kind)
+                if when is not None and then is not None:
+                    cases.append(Case(when, then))
+            otherwise = self._clause(f"{where}.otherwise", spec["otherwise"], scope, kind)
+        return Definition(spec["name"], kind, spec["description"], spec["reference"], expr,
+                          tuple(cases), otherwise)
+
+    def _payments(self, roles: set[str]) -> tuple[Payment, ...]:
+        scope = Scope(dict(self.types), frozenset(self._declared_inputs()))
+        self._check_unique([p["name"] for p in self.document["payments"]], "payments",
+                           "payment name")
+        built = []
+        for spec in self.document["payments"]:
+            where = f"payments.{spec['name']}"
+            for key, role in (("from", spec["from_"]), ("to", spec["to"])):
+                if role not in roles:
+                    self.fail(f"{where}.{key}", f"unknown party '{role}'; the parties are: "
+                              + ", ".join(sorted(roles)))
+            if spec["from_"] == spec["to"]:
+                self.fail(f"{where}.to", "a payment goes from one party to another")
+            when = None
+            if "when" in spec:
+                when = self._clause(f"{where}.when", spec["when"], scope, BOOLEAN)
+            amount = self._clause(f"{where}.amount", spec["amount"], scope, MONEY)
+            if amount is not None:
+                built.append(Payment(spec["name"], when, spec["from_"], spec["to"], amount,
+                                     spec["memo"]))
+        return tuple(built)
+
+
+def _find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
+    """A cycle as a path [a, b, …, a], or None; iterative depth-first search."""
+    state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    for root in graph:
+        if state.get(root):
+            continue
+        path: list[str] = [root]
+        iterators = [iter(graph[root])]
+        state[root] = 1
+        while iterators:
+            nxt = next(iterators[-1], None)
+            if nxt is None:
+                state[path.pop()] = 2
+                iterators.pop()
+            elif nxt in graph and state.get(nxt) == 1:
+                return path[path.index(nxt):] + [nxt]
+            elif nxt in graph and not state.get(nxt):
+                state[nxt] = 1
+                path.append(nxt)
+                iterators.append(iter(graph[nxt]))
+    return None
+

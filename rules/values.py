@@ -1,0 +1,105 @@
+"""Run-time values of the rule language: Decimal numbers, booleans, text, dates, tables and rows.
+
+Tables are immutable and check their own shape when built; numbers are never float.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from dataclasses import dataclass
+from decimal import Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Points:
+    """Piecewise-linear points, x strictly ascending."""
+
+    points: tuple[tuple[Decimal, Decimal], ...]
+
+    def __post_init__(self) -> None:
+        if not self.points:
+            raise ValueError("a points table needs at least one point")
+        xs = [x for x, _ in self.points]
+        for position, (before, after) in enumerate(zip(xs, xs[1:], strict=False), start=1):
+            if after <= before:
+                raise ValueError(f"point {position + 1}: x {after} must be greater than {before}")
+
+    def interpolate(self, x: Decimal) -> Decimal:
+        """Linear between neighbouring points; flat beyond the first and last point."""
+        first_x, first_y = self.points[0]
+        if x <= first_x:
+            return first_y
+        for (x0, y0), (x1, y1) in zip(self.points, self.points[1:], strict=False):
+            if x <= x1:
+                return y0 + (x - x0) / (x1 - x0) * (y1 - y0)
+        return self.points[-1][1]
+
+
+@dataclass(frozen=True, slots=True)
+class Band:
+    lower: Decimal
+    upper: Decimal | None
+    rate: Decimal
+
+
+@dataclass(frozen=True, slots=True)
+class Bands:
+    """Contiguous marginal bands from a lower bound of zero or more; the last may be open."""
+
+    bands: tuple[Band, ...]
+
+    def __post_init__(self) -> None:
+        if not self.bands:
+            raise ValueError("a bands table needs at least one band")
+        if self.bands[0].lower < 0:
+            raise ValueError("band 1: the first band must start at zero or above")
+        for position, band in enumerate(self.bands, start=1):
+            if band.upper is not None and band.upper <= band.lower:
+                raise ValueError(f"band {position}: 'to' must be greater than 'from'")
+            if band.upper is None and position != len(self.bands):
+                raise ValueError(f"band {position}: only the last band may be open-ended")
+            if position < len(self.bands) and self.bands[position].lower != band.upper:
+                raise ValueError(f"band {position + 1}: must start where band {position} ends")
+
+    def pieces(self, x: Decimal) -> tuple[Decimal, ...]:
+        """Each band's share of x (rate times the part of |x| inside the band), signed like x."""
+        magnitude = abs(x)
+        sign = Decimal(-1) if x < 0 else Decimal(1)
+        result = []
+        for band in self.bands:
+            top = magnitude if band.upper is None else min(magnitude, band.upper)
+            inside = max(top - band.lower, Decimal(0))
+            result.append(sign * band.rate * inside)
+        return tuple(result)
+
+    def apply(self, x: Decimal) -> Decimal:
+        return sum(self.pieces(x), Decimal(0))
+
+
+@dataclass(frozen=True, slots=True)
+class Keyed:
+    """Rows keyed by text; each row maps column names to values."""
+
+    rows: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]
+
+    def lookup(self, key: str, column: str) -> Value:
+        for row_key, columns in self.rows:
+            if row_key == key:
+                return dict(columns)[column]
+        raise KeyError(key)
+
+    def keys(self) -> tuple[str, ...]:
+        return tuple(key for key, _ in self.rows)
+
+
+@dataclass(frozen=True, slots=True)
+class RowSet:
+    """Rows of an input such as episodes or members; each row maps column names to values."""
+
+    rows: tuple[tuple[tuple[str, Value], ...], ...]
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+
+Value = Decimal | bool | str | dt.date | Points | Bands | Keyed | RowSet
