@@ -43,7 +43,7 @@ def read_text(text: str, *, name: str) -> Any:
     try:
         if text.lstrip().startswith("{"):
             return json.loads(text, parse_float=Decimal)
-        return yaml.load(text, Loader=_ExactLoader)  # noqa: S506 - a SafeLoader subclass
+        return yaml.load(text, Loader=_ExactLoader)
     except (ValueError, yaml.YAMLError) as error:
         raise RuleError([Problem(name, f"not readable as YAML or JSON: {error}")]) from None
 
@@ -60,13 +60,18 @@ def read_file(path: str | Path) -> Any:
 def load_structure(raw: Any, *, name: str) -> dict[str, Any]:
     """The document checked against the contract schema; every shape problem with its path."""
     if not isinstance(raw, Mapping):
-        raise RuleError([Problem(name, "a contract document is a mapping of sections "
-                                 "(settle, id, title, parties, …)")])
+        raise RuleError(
+            [
+                Problem(
+                    name,
+                    "a contract document is a mapping of sections (settle, id, title, parties, …)",
+                )
+            ]
+        )
     try:
         loaded: dict[str, Any] = ContractSchema().load(raw)
     except ValidationError as error:
-        problems = [Problem(path, message)
-                    for path, message in _flatten(error.messages, raw, ())]
+        problems = [Problem(path, message) for path, message in _flatten(error.messages, raw, ())]
         raise RuleError(p.located(_contract_label(raw, name)) for p in problems) from None
     return loaded
 
@@ -85,7 +90,7 @@ def _flatten(messages: Any, raw: Any, path: tuple[str, ...]) -> list[tuple[str, 
         if key == "value" and isinstance(raw, Mapping) and "value" not in raw:
             found += _flatten(inner, raw, path)  # marshmallow's layer for a dict's values
         elif key == "key":
-            found += _flatten(inner, raw, path[:-1] + (f"{path[-1]} (the name)",))
+            found += _flatten(inner, raw, (*path[:-1], f"{path[-1]} (the name)"))
         else:
             found += _flatten(inner, child, (*path, step))
     return found

@@ -64,7 +64,9 @@ class Evaluation:
     version: ContractVersion
     period: Period
     parameters: tuple[ResolvedParameter, ...]
-    inputs: tuple[tuple[str, Value | None, str], ...]  # name, value, "given" | "default" | "not given"
+    inputs: tuple[
+        tuple[str, Value | None, str], ...
+    ]  # name, value, "given" | "default" | "not given"
     quantities: tuple[Quantity, ...]
     payments: tuple[PaymentResult, ...]
     skipped_payments: tuple[tuple[str, str], ...]  # name, why not made
@@ -92,8 +94,13 @@ class Evaluation:
         }
 
 
-def evaluate_contract(version: ContractVersion, parameters: Mapping[str, Any],
-                      inputs: Mapping[str, Any], *, period: str | None = None) -> Evaluation:
+def evaluate_contract(
+    version: ContractVersion,
+    parameters: Mapping[str, Any],
+    inputs: Mapping[str, Any],
+    *,
+    period: str | None = None,
+) -> Evaluation:
     """Every quantity and payment of `version` for `period` (default: its first period).
 
     `parameters` overrides the contract's parameter values by name; `inputs` gives the inputs
@@ -129,17 +136,27 @@ def _period(version: ContractVersion, period: str | None) -> Period:
     for candidate in periods:
         if candidate.id == period:
             return candidate
-    raise RuleError([Problem("period", f"the contract has no period '{period}'; its periods "
-                             "are: " + ", ".join(p.id for p in periods))])
+    raise RuleError(
+        [
+            Problem(
+                "period",
+                f"the contract has no period '{period}'; its periods "
+                "are: " + ", ".join(p.id for p in periods),
+            )
+        ]
+    )
 
 
-def _resolve_parameters(version: ContractVersion, overrides: Mapping[str, Any],
-                        period: Period) -> tuple[ResolvedParameter, ...]:
+def _resolve_parameters(
+    version: ContractVersion, overrides: Mapping[str, Any], period: Period
+) -> tuple[ResolvedParameter, ...]:
     contract = version.contract
     by_name = {p.name: p for p in contract.parameters}
-    problems = [Problem(f"parameters.{name}", f"unknown parameter '{name}'"
-                        + _suggestion(name, by_name))
-                for name in overrides if name not in by_name]
+    problems = [
+        Problem(f"parameters.{name}", f"unknown parameter '{name}'" + _suggestion(name, by_name))
+        for name in overrides
+        if name not in by_name
+    ]
     resolved: list[ResolvedParameter] = []
     values: dict[str, Value] = {}
     for parameter in contract.parameters:
@@ -156,39 +173,64 @@ def _resolve_parameters(version: ContractVersion, overrides: Mapping[str, Any],
     return tuple(resolved)
 
 
-def _resolve_parameter(parameter: Parameter, overrides: Mapping[str, Any], period: Period,
-                       values: Mapping[str, Value]) -> ResolvedParameter | None:
+def _resolve_parameter(
+    parameter: Parameter, overrides: Mapping[str, Any], period: Period, values: Mapping[str, Value]
+) -> ResolvedParameter | None:
     where = f"parameters.{parameter.name}"
     if parameter.name in overrides:
         try:
             value = value_of(parameter.type, overrides[parameter.name])
         except ValueError as error:
-            raise RuleError([Problem(where, f"override {overrides[parameter.name]!r}: {error}")]) from None
+            raise RuleError(
+                [Problem(where, f"override {overrides[parameter.name]!r}: {error}")]
+            ) from None
         if parameter.one_of and value not in parameter.one_of:
-            raise RuleError([Problem(where, f"{value!r} is not one of "
-                                     + ", ".join(map(repr, parameter.one_of)))])
+            raise RuleError(
+                [
+                    Problem(
+                        where, f"{value!r} is not one of " + ", ".join(map(repr, parameter.one_of))
+                    )
+                ]
+            )
         return ResolvedParameter(parameter, value, "override", "", "given for this evaluation")
     in_force = parameter.in_force(period.start)
     if in_force is not None:
-        return ResolvedParameter(parameter, in_force.value, "contract",
-                                 in_force.effective.isoformat(), in_force.reference)
+        return ResolvedParameter(
+            parameter,
+            in_force.value,
+            "contract",
+            in_force.effective.isoformat(),
+            in_force.reference,
+        )
     if parameter.default is not None:
-        value, reading = evaluate(parameter.default.source, parameter.default.expr,
-                                  Environment(values))
-        return ResolvedParameter(parameter, value, "default", "", parameter.reference,
-                                 _used(reading, values))
+        value, reading = evaluate(
+            parameter.default.source, parameter.default.expr, Environment(values)
+        )
+        return ResolvedParameter(
+            parameter, value, "default", "", parameter.reference, _used(reading, values)
+        )
     first = min((v.effective for v in parameter.values), default=None)
-    raise RuleError([Problem(where, f"no value in force on {period.start.isoformat()} "
-                             f"(period {period.id}); the first takes effect {first}")])
+    raise RuleError(
+        [
+            Problem(
+                where,
+                f"no value in force on {period.start.isoformat()} "
+                f"(period {period.id}); the first takes effect {first}",
+            )
+        ]
+    )
 
 
-def _resolve_inputs(version: ContractVersion, given: Mapping[str, Any],
-                    values: dict[str, Value]) -> tuple[tuple[tuple[str, Value | None, str], ...],
-                                                       list[str]]:
+def _resolve_inputs(
+    version: ContractVersion, given: Mapping[str, Any], values: dict[str, Value]
+) -> tuple[tuple[tuple[str, Value | None, str], ...], list[str]]:
     contract = version.contract
     declared = {i.name: i for i in contract.inputs}
-    problems = [Problem(f"inputs.{name}", f"unknown input '{name}'" + _suggestion(name, declared))
-                for name in given if name not in declared]
+    problems = [
+        Problem(f"inputs.{name}", f"unknown input '{name}'" + _suggestion(name, declared))
+        for name in given
+        if name not in declared
+    ]
     resolved: list[tuple[str, Value | None, str]] = []
     not_given: list[str] = []
     for item in contract.inputs:
@@ -207,8 +249,12 @@ def _resolve_inputs(version: ContractVersion, given: Mapping[str, Any],
             resolved.append((item.name, None, "not given"))
             not_given.append(item.name)
         else:
-            problems.append(Problem(f"inputs.{item.name}", f"missing input '{item.name}' "
-                                    f"({item.type}): {item.description}"))
+            problems.append(
+                Problem(
+                    f"inputs.{item.name}",
+                    f"missing input '{item.name}' ({item.type}): {item.description}",
+                )
+            )
     if problems:
         raise RuleError(p.located(f"contract {contract.id}") for p in problems)
     return tuple(resolved), not_given
@@ -228,21 +274,33 @@ def _evaluate_definition(definition: Definition, environment: Environment) -> Qu
     return _quantity(definition, definition.otherwise, None, environment, before)
 
 
-def _quantity(definition: Definition, clause: Clause, case: int | None,
-              environment: Environment, before: Reading) -> Quantity:
+def _quantity(
+    definition: Definition,
+    clause: Clause,
+    case: int | None,
+    environment: Environment,
+    before: Reading,
+) -> Quantity:
     value, reading = evaluate(clause.source, clause.expr, environment)
     for name in reading.names:
         before.read(name)
-    return Quantity(definition, value, clause, case, _used(before, environment.values),
-                    tuple(reading.row_values))
+    return Quantity(
+        definition,
+        value,
+        clause,
+        case,
+        _used(before, environment.values),
+        tuple(reading.row_values),
+    )
 
 
 def _used(reading: Reading, values: Mapping[str, Value]) -> tuple[tuple[str, Value], ...]:
     return tuple((name, values[name]) for name in reading.names if name in values)
 
 
-def _payments(version: ContractVersion, environment: Environment
-              ) -> tuple[tuple[PaymentResult, ...], tuple[tuple[str, str], ...]]:
+def _payments(
+    version: ContractVersion, environment: Environment
+) -> tuple[tuple[PaymentResult, ...], tuple[tuple[str, str], ...]]:
     contract = version.contract
     policy = contract.rounding
     made: list[PaymentResult] = []
@@ -254,25 +312,44 @@ def _payments(version: ContractVersion, environment: Environment
             if not holds:
                 skipped.append((payment.name, f"condition not met: {payment.when.source}"))
                 continue
-        unrounded, amount_reading = evaluate(payment.amount.source, payment.amount.expr,
-                                             environment)
+        unrounded, amount_reading = evaluate(
+            payment.amount.source, payment.amount.expr, environment
+        )
         assert isinstance(unrounded, Decimal)
         for name in amount_reading.names:
             reading.read(name)
         amount = round_decimal(unrounded, policy.payment_places, policy.payment_mode)
         if amount < 0:
-            raise EvaluationError([Problem(
-                f"payments.{payment.name}.amount",
-                f"the amount is negative ({decimal_text(amount)}): a payment's direction is set "
-                "by 'from' and 'to'; guard it with 'when'", payment.amount.source,
-                payment.amount.expr.span)])
+            raise EvaluationError(
+                [
+                    Problem(
+                        f"payments.{payment.name}.amount",
+                        f"the amount is negative ({decimal_text(amount)}): a payment's direction "
+                        "is set "
+                        "by 'from' and 'to'; guard it with 'when'",
+                        payment.amount.source,
+                        payment.amount.expr.span,
+                    )
+                ]
+            )
         if amount == 0:
             skipped.append((payment.name, "the amount rounds to zero"))
             continue
         payer, payee = contract.party(payment.payer), contract.party(payment.payee)
-        made.append(PaymentResult(payment.name, payer.role, payer.account, payee.role,
-                                  payee.account, amount, unrounded, contract.currency,
-                                  payment.memo, _used(reading, environment.values)))
+        made.append(
+            PaymentResult(
+                payment.name,
+                payer.role,
+                payer.account,
+                payee.role,
+                payee.account,
+                amount,
+                unrounded,
+                contract.currency,
+                payment.memo,
+                _used(reading, environment.values),
+            )
+        )
     return tuple(made), tuple(skipped)
 
 
@@ -292,9 +369,14 @@ def value_text(value: Value | None) -> Any:
     if isinstance(value, Points):
         return [[decimal_text(x), decimal_text(y)] for x, y in value.points]
     if isinstance(value, Bands):
-        return [{"from": decimal_text(b.lower),
-                 "to": None if b.upper is None else decimal_text(b.upper),
-                 "rate": decimal_text(b.rate)} for b in value.bands]
+        return [
+            {
+                "from": decimal_text(b.lower),
+                "to": None if b.upper is None else decimal_text(b.upper),
+                "rate": decimal_text(b.rate),
+            }
+            for b in value.bands
+        ]
     if isinstance(value, Keyed):
         return {key: {c: value_text(v) for c, v in row} for key, row in value.rows}
     if isinstance(value, RowSet):
@@ -303,9 +385,16 @@ def value_text(value: Value | None) -> Any:
 
 
 def _used_json(used: tuple[tuple[str, Value], ...]) -> dict[str, Any]:
-    return {name: (f"({len(v)} rows)" if isinstance(v, RowSet) else
-                   "(table)" if isinstance(v, Points | Bands | Keyed) else value_text(v))
-            for name, v in used}
+    return {
+        name: (
+            f"({len(v)} rows)"
+            if isinstance(v, RowSet)
+            else "(table)"
+            if isinstance(v, Points | Bands | Keyed)
+            else value_text(v)
+        )
+        for name, v in used
+    }
 
 
 def _payment_json(payment: PaymentResult) -> dict[str, Any]:
@@ -324,44 +413,67 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
     policy = contract.rounding
     return {
         "format": TRACE_FORMAT,
-        "contract": {"id": contract.id, "title": contract.title,
-                     "hash": evaluation.version.content_hash},
-        "period": {"id": evaluation.period.id, "start": evaluation.period.start.isoformat(),
-                   "end": evaluation.period.end.isoformat()},
-        "parameters": [{
-            "name": p.parameter.name,
-            "type": str(p.parameter.type) if isinstance(p.parameter.type, Scalar) else "table",
-            "description": p.parameter.description,
-            "value": value_text(p.value),
-            "source": p.source,
-            "effective": p.effective,
-            "reference": p.reference,
-            **({"expression": p.parameter.default.source, "used": _used_json(p.used)}
-               if p.source == "default" and p.parameter.default is not None else {}),
-        } for p in evaluation.parameters],
-        "inputs": [{"name": name, "value": value_text(value), "source": source}
-                   for name, value, source in evaluation.inputs],
-        "quantities": [{
-            "name": q.definition.name,
-            "type": str(q.definition.type),
-            "description": q.definition.description,
-            "reference": q.definition.reference,
-            "clause": q.clause.path,
-            "expression": q.clause.source,
-            "case": None if q.case is None else {
-                "index": q.case, "when": q.definition.cases[q.case].when.source},
-            "used": _used_json(q.used),
-            "rows": [{"expression": expression, "values": [value_text(v) for v in per_row]}
-                     for expression, per_row in q.rows],
-            "value": value_text(q.value),
-        } for q in evaluation.quantities],
-        "payments": [{
-            **_payment_json(p),
-            "unrounded": decimal_text(p.unrounded),
-            "rounding": {"places": policy.payment_places, "mode": policy.payment_mode},
-            "used": _used_json(p.used),
-        } for p in evaluation.payments],
-        "payments_not_made": [{"name": name, "why": why} for name, why in evaluation.skipped_payments],
+        "contract": {
+            "id": contract.id,
+            "title": contract.title,
+            "hash": evaluation.version.content_hash,
+        },
+        "period": {
+            "id": evaluation.period.id,
+            "start": evaluation.period.start.isoformat(),
+            "end": evaluation.period.end.isoformat(),
+        },
+        "parameters": [
+            {
+                "name": p.parameter.name,
+                "type": str(p.parameter.type) if isinstance(p.parameter.type, Scalar) else "table",
+                "description": p.parameter.description,
+                "value": value_text(p.value),
+                "source": p.source,
+                "effective": p.effective,
+                "reference": p.reference,
+                **(
+                    {"expression": p.parameter.default.source, "used": _used_json(p.used)}
+                    if p.source == "default" and p.parameter.default is not None
+                    else {}
+                ),
+            }
+            for p in evaluation.parameters
+        ],
+        "inputs": [
+            {"name": name, "value": value_text(value), "source": source}
+            for name, value, source in evaluation.inputs
+        ],
+        "quantities": [
+            {
+                "name": q.definition.name,
+                "type": str(q.definition.type),
+                "description": q.definition.description,
+                "reference": q.definition.reference,
+                "clause": q.clause.path,
+                "expression": q.clause.source,
+                "case": None
+                if q.case is None
+                else {"index": q.case, "when": q.definition.cases[q.case].when.source},
+                "used": _used_json(q.used),
+                "rows": [
+                    {"expression": expression, "values": [value_text(v) for v in per_row]}
+                    for expression, per_row in q.rows
+                ],
+                "value": value_text(q.value),
+            }
+            for q in evaluation.quantities
+        ],
+        "payments": [
+            {
+                **_payment_json(p),
+                "unrounded": decimal_text(p.unrounded),
+                "rounding": {"places": policy.payment_places, "mode": policy.payment_mode},
+                "used": _used_json(p.used),
+            }
+            for p in evaluation.payments
+        ],
+        "payments_not_made": [
+            {"name": name, "why": why} for name, why in evaluation.skipped_payments
+        ],
     }
-
-

@@ -59,8 +59,9 @@ class Parameter:
         """The latest value whose effective date is on or before `on`."""
         current = None
         for candidate in self.values:
-            if candidate.effective <= on and (current is None
-                                               or candidate.effective >= current.effective):
+            if candidate.effective <= on and (
+                current is None or candidate.effective >= current.effective
+            ):
                 current = candidate
         return current
 

@@ -13,10 +13,13 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 FORMAT = "settle.contract/v1"
-NAME = validate.Regexp(r"^[a-z][a-z0-9_]{0,62}$",
-                       error="must be a lower-case name: letters, digits and _, starting with a letter")
-IDENTIFIER = validate.Regexp(r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$",
-                             error="must be letters, digits, '.', '_', ':' or '-'")
+NAME = validate.Regexp(
+    r"^[a-z][a-z0-9_]{0,62}$",
+    error="must be a lower-case name: letters, digits and _, starting with a letter",
+)
+IDENTIFIER = validate.Regexp(
+    r"^[A-Za-z0-9][A-Za-z0-9._:-]{0,199}$", error="must be letters, digits, '.', '_', ':' or '-'"
+)
 MODES = ("half_even", "half_up", "half_down", "down", "up", "floor", "ceiling")
 TYPE_NAMES = ("money", "rate", "count", "score", "date", "boolean", "text", "table", "rows")
 SCALAR_TYPE_NAMES = ("money", "rate", "count", "score", "date", "boolean", "text")
@@ -30,9 +33,10 @@ class DecimalText(fields.Field):  # type: ignore[type-arg]
 
 
 def parse_decimal(value: Any) -> Decimal:
-    if isinstance(value, bool) or isinstance(value, float):
-        raise ValidationError("write decimal numbers as strings, such as \"0.5\" (a float "
-                              "cannot hold money exactly)")
+    if isinstance(value, (bool, float)):
+        raise ValidationError(
+            'write decimal numbers as strings, such as "0.5" (a float cannot hold money exactly)'
+        )
     if isinstance(value, Decimal):
         number = value
     elif isinstance(value, int):
@@ -72,8 +76,10 @@ class AnyValue(fields.Field):  # type: ignore[type-arg]
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Any:
         if isinstance(value, float):
-            raise ValidationError("write decimal numbers as strings, such as \"0.5\" (a float "
-                                  "cannot hold money exactly)")
+            raise ValidationError(
+                'write decimal numbers as strings, such as "0.5" (a float '
+                "cannot hold money exactly)"
+            )
         return value
 
 
@@ -113,8 +119,10 @@ class TableShapeSchema(_Strict):
     x = fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES))
     y = fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES))
     bound = fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES))
-    columns = fields.Dict(keys=fields.String(validate=NAME),
-                          values=fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES)))
+    columns = fields.Dict(
+        keys=fields.String(validate=NAME),
+        values=fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES)),
+    )
 
     @validates_schema
     def _shape_has_its_keys(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -142,8 +150,9 @@ class ParameterSchema(_Strict):
     @validates_schema
     def _has_a_value_or_a_default(self, data: dict[str, Any], **kwargs: Any) -> None:
         if not data.get("values") and "default" not in data:
-            raise ValidationError("give 'values' (with effective dates) or a 'default' expression",
-                                  "values")
+            raise ValidationError(
+                "give 'values' (with effective dates) or a 'default' expression", "values"
+            )
         if data["type"] == "table" and "table" not in data:
             raise ValidationError("a table parameter needs its 'table' shape", "table")
 
@@ -161,11 +170,14 @@ class AggregateSchema(_Strict):
 
 
 class InputSchema(_Strict):
-    type = fields.String(required=True, validate=validate.OneOf(
-        tuple(t for t in TYPE_NAMES if t != "table")))
+    type = fields.String(
+        required=True, validate=validate.OneOf(tuple(t for t in TYPE_NAMES if t != "table"))
+    )
     description = fields.String(required=True, validate=validate.Length(min=1, max=500))
-    columns = fields.Dict(keys=fields.String(validate=NAME),
-                          values=fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES)))
+    columns = fields.Dict(
+        keys=fields.String(validate=NAME),
+        values=fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES)),
+    )
     optional = fields.Boolean(load_default=False)
     default = AnyValue()
     aggregate = fields.Nested(AggregateSchema)
@@ -213,21 +225,31 @@ class PaymentSchema(_Strict):
 
 
 class ContractSchema(_Strict):
-    settle = fields.String(required=True, validate=validate.Equal(
-        FORMAT, error=f"this reader understands '{FORMAT}'"))
+    settle = fields.String(
+        required=True, validate=validate.Equal(FORMAT, error=f"this reader understands '{FORMAT}'")
+    )
     id = fields.String(required=True, validate=IDENTIFIER)
     title = fields.String(required=True, validate=validate.Length(min=1, max=200))
     description = fields.String(load_default="")
-    currency = fields.String(required=True, validate=validate.Regexp(
-        r"^[A-Z]{3}$", error="must be an ISO 4217 code such as USD"))
-    parties = fields.Dict(keys=fields.String(validate=NAME), values=fields.Nested(PartySchema),
-                          required=True, validate=validate.Length(min=2))
-    periods = fields.List(fields.Nested(PeriodSchema), required=True,
-                          validate=validate.Length(min=1))
+    currency = fields.String(
+        required=True,
+        validate=validate.Regexp(r"^[A-Z]{3}$", error="must be an ISO 4217 code such as USD"),
+    )
+    parties = fields.Dict(
+        keys=fields.String(validate=NAME),
+        values=fields.Nested(PartySchema),
+        required=True,
+        validate=validate.Length(min=2),
+    )
+    periods = fields.List(
+        fields.Nested(PeriodSchema), required=True, validate=validate.Length(min=1)
+    )
     rounding = fields.Nested(RoundingSchema, required=True)
-    parameters = fields.Dict(keys=fields.String(validate=NAME),
-                             values=fields.Nested(ParameterSchema), load_default=dict)
-    inputs = fields.Dict(keys=fields.String(validate=NAME), values=fields.Nested(InputSchema),
-                         load_default=dict)
+    parameters = fields.Dict(
+        keys=fields.String(validate=NAME), values=fields.Nested(ParameterSchema), load_default=dict
+    )
+    inputs = fields.Dict(
+        keys=fields.String(validate=NAME), values=fields.Nested(InputSchema), load_default=dict
+    )
     definitions = fields.List(fields.Nested(DefinitionSchema), required=True)
     payments = fields.List(fields.Nested(PaymentSchema), load_default=list)

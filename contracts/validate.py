@@ -69,8 +69,9 @@ def load_contract(raw: Any, *, name: str = "contract") -> ContractVersion:
     return version
 
 
-def check_contract(raw: Any, *, name: str = "contract") -> tuple[ContractVersion | None,
-                                                               tuple[Problem, ...]]:
+def check_contract(
+    raw: Any, *, name: str = "contract"
+) -> tuple[ContractVersion | None, tuple[Problem, ...]]:
     """The contract version, or None and every problem found (each with its path)."""
     try:
         document = load_structure(raw, name=name)
@@ -112,8 +113,9 @@ def scalar_value(kind: Scalar, raw: Any) -> Value:
     return raw
 
 
-def type_of(declared: str, table: Mapping[str, Any] | None = None,
-            columns: Mapping[str, str] | None = None) -> Type:
+def type_of(
+    declared: str, table: Mapping[str, Any] | None = None, columns: Mapping[str, str] | None = None
+) -> Type:
     if declared == "table":
         assert table is not None
         if table["kind"] == "points":
@@ -135,17 +137,22 @@ def table_value(kind: Type, raw: Any) -> Value:
         return Points(tuple((_number(kind.x, x), _number(kind.y, y)) for x, y in raw))
     if isinstance(kind, BandsTable):
         if not isinstance(raw, list) or not all(isinstance(b, Mapping) for b in raw):
-            raise ValueError("a bands table is a list of {from, to, rate} (the last 'to' may be "
-                             "left out)")
+            raise ValueError(
+                "a bands table is a list of {from, to, rate} (the last 'to' may be left out)"
+            )
         bands = []
         for position, band in enumerate(raw, start=1):
             unknown = set(band) - {"from", "to", "rate"}
             if unknown or "from" not in band or "rate" not in band:
                 raise ValueError(f"band {position} needs 'from', 'rate' and optionally 'to'")
             upper = band.get("to")
-            bands.append(Band(_number(kind.bound, band["from"]),
-                              None if upper is None else _number(kind.bound, upper),
-                              _number(RATE, band["rate"])))
+            bands.append(
+                Band(
+                    _number(kind.bound, band["from"]),
+                    None if upper is None else _number(kind.bound, upper),
+                    _number(RATE, band["rate"]),
+                )
+            )
         return Bands(tuple(bands))
     assert isinstance(kind, KeyedTable)
     if not isinstance(raw, Mapping) or not raw:
@@ -211,24 +218,38 @@ class _Builder:
 
     def build(self) -> Contract:
         document = self.document
-        parties = tuple(Party(role, p["name"], p["account"])
-                        for role, p in document["parties"].items())
+        parties = tuple(
+            Party(role, p["name"], p["account"]) for role, p in document["parties"].items()
+        )
         for role in REQUIRED_ROLES:
             if role not in document["parties"]:
                 self.fail(f"parties.{role}", f"the contract needs a '{role}' party")
         periods = tuple(Period(p["id"], p["start"], p["end"]) for p in document["periods"])
         self._check_unique([p.id for p in periods], "periods", "period id")
         rounding = document["rounding"]
-        policy = RoundingPolicy(rounding["mode"], rounding["payments"]["places"],
-                                rounding["payments"]["mode"] or rounding["mode"])
+        policy = RoundingPolicy(
+            rounding["mode"],
+            rounding["payments"]["places"],
+            rounding["payments"]["mode"] or rounding["mode"],
+        )
         self._claim_names()
         parameters = self._parameters()
         inputs = self._inputs()
         definitions = self._definitions()
         payments = self._payments(set(document["parties"]))
-        return Contract(document["id"], document["title"], document["description"],
-                        document["currency"], parties, periods, policy, parameters, inputs,
-                        definitions, payments)
+        return Contract(
+            document["id"],
+            document["title"],
+            document["description"],
+            document["currency"],
+            parties,
+            periods,
+            policy,
+            parameters,
+            inputs,
+            definitions,
+            payments,
+        )
 
     def _check_unique(self, names: list[str], where: str, what: str) -> None:
         seen: set[str] = set()
@@ -238,21 +259,27 @@ class _Builder:
             seen.add(name)
 
     def _claim_names(self) -> None:
-        sections = (("parameters", list(self.document["parameters"])),
-                    ("inputs", list(self.document["inputs"])),
-                    ("definitions", [d["name"] for d in self.document["definitions"]]))
+        sections = (
+            ("parameters", list(self.document["parameters"])),
+            ("inputs", list(self.document["inputs"])),
+            ("definitions", [d["name"] for d in self.document["definitions"]]),
+        )
         for section, names in sections:
             for name in names:
                 where = f"{section}.{name}"
                 if name in KEYWORDS or name in FUNCTIONS:
-                    self.fail(where, f"'{name}' is a reserved word of the rule language; "
-                              "choose another name")
+                    self.fail(
+                        where,
+                        f"'{name}' is a reserved word of the rule language; choose another name",
+                    )
                 elif name in self.kinds:
                     self.fail(where, f"'{name}' is already the name of a {self.kinds[name]}")
                 else:
                     self.kinds[name] = section[:-1]
 
-    def _clause(self, where: str, source: str, scope: Scope, expected: Type | None) -> Clause | None:
+    def _clause(
+        self, where: str, source: str, scope: Scope, expected: Type | None
+    ) -> Clause | None:
         try:
             expr = parse(source)
         except RuleError as error:
@@ -261,8 +288,9 @@ class _Builder:
         found, problems = check(source, expr, scope)
         self.problems.extend(p.located(where) for p in problems)
         if found is not None and expected is not None and unify(expected, found) != expected:
-            self.problems.append(Problem(where, f"is {found}, but must be {expected}", source,
-                                         expr.span))
+            self.problems.append(
+                Problem(where, f"is {found}, but must be {expected}", source, expr.span)
+            )
             return None
         return Clause(where, source, expr) if not problems else None
 
@@ -275,26 +303,38 @@ class _Builder:
         for name in order:
             spec = declared[name]
             kind = self.types[name]
-            values = tuple(self._parameter_value(name, index, kind, spec, entry)
-                           for index, entry in enumerate(spec["values"]))
+            values = tuple(
+                self._parameter_value(name, index, kind, spec, entry)
+                for index, entry in enumerate(spec["values"])
+            )
             default = None
             if "default" in spec:
                 others = {n: self.types[n] for n in declared if n != name}
-                default = self._clause(f"parameters.{name}.default", spec["default"],
-                                       Scope(others), kind)
-            built[name] = Parameter(name, kind, spec["description"],
-                                    tuple(v for v in values if v is not None), default,
-                                    spec["reference"], tuple(spec.get("one_of", ())))
+                default = self._clause(
+                    f"parameters.{name}.default", spec["default"], Scope(others), kind
+                )
+            built[name] = Parameter(
+                name,
+                kind,
+                spec["description"],
+                tuple(v for v in values if v is not None),
+                default,
+                spec["reference"],
+                tuple(spec.get("one_of", ())),
+            )
         return tuple(built[name] for name in order)
 
     def _parameter_order(self, declared: Mapping[str, Any]) -> list[str]:
         """Parameters with defaults after the parameters their defaults name; cycles reported."""
-        graph = {name: self._references(spec.get("default"), declared)
-                 for name, spec in declared.items()}
+        graph = {
+            name: self._references(spec.get("default"), declared) for name, spec in declared.items()
+        }
         cycle = _find_cycle(graph)
         if cycle:
-            self.fail(f"parameters.{cycle[0]}.default",
-                      "parameter defaults refer to each other in a cycle: " + " -> ".join(cycle))
+            self.fail(
+                f"parameters.{cycle[0]}.default",
+                "parameter defaults refer to each other in a cycle: " + " -> ".join(cycle),
+            )
             return list(declared)
         order: list[str] = []
         while len(order) < len(graph):
@@ -313,8 +353,9 @@ class _Builder:
             return ()
         return tuple(dict.fromkeys(n.name for n in names_used(expr) if n.name in names))
 
-    def _parameter_value(self, name: str, index: int, kind: Type, spec: Mapping[str, Any],
-                         entry: Mapping[str, Any]) -> ParameterValue | None:
+    def _parameter_value(
+        self, name: str, index: int, kind: Type, spec: Mapping[str, Any], entry: Mapping[str, Any]
+    ) -> ParameterValue | None:
         where = f"parameters.{name}.values.{index}.value"
         try:
             value = value_of(kind, entry["value"])
@@ -340,8 +381,9 @@ class _Builder:
             aggregate = None
             if "aggregate" in spec:
                 aggregate = self._aggregate(name, kind, spec["aggregate"])
-            built.append(Input(name, kind, spec["description"], spec["optional"], default,
-                               aggregate))
+            built.append(
+                Input(name, kind, spec["description"], spec["optional"], default, aggregate)
+            )
         return tuple(built)
 
     def _aggregate(self, name: str, kind: Type, spec: Mapping[str, Any]) -> Aggregate | None:
@@ -349,13 +391,17 @@ class _Builder:
         events = spec["events"]
         fields = EVENT_FIELDS.get(events)
         if fields is None:
-            self.fail(f"{where}.events", f"unknown event type '{events}'; the types are: "
-                      + ", ".join(sorted(EVENT_FIELDS)))
+            self.fail(
+                f"{where}.events",
+                f"unknown event type '{events}'; the types are: " + ", ".join(sorted(EVENT_FIELDS)),
+            )
             return None
         measure = spec["measure"]
         if measure not in MEASURES:
-            self.fail(f"{where}.measure", f"unknown measure '{measure}'; the measures are: "
-                      + ", ".join(sorted(MEASURES)))
+            self.fail(
+                f"{where}.measure",
+                f"unknown measure '{measure}'; the measures are: " + ", ".join(sorted(MEASURES)),
+            )
             return None
         field = spec.get("field")
         measured = self._measured_type(where, measure, field, fields, spec.get("weight_by"))
@@ -364,39 +410,68 @@ class _Builder:
                 self.fail(f"{where}.group_by", f"'{events}' has no field '{column}'")
         where_clause = None
         if "where" in spec:
-            where_clause = self._clause(f"{where}.where", spec["where"],
-                                        Scope({**self._parameter_types(), **fields}), BOOLEAN)
+            where_clause = self._clause(
+                f"{where}.where",
+                spec["where"],
+                Scope({**self._parameter_types(), **fields}),
+                BOOLEAN,
+            )
         cap = spec.get("per_person_cap")
         if cap is not None and self.types.get(cap) != MONEY:
             self.fail(f"{where}.per_person_cap", f"'{cap}' must be a money parameter")
         self._aggregate_result_type(where, kind, measured, spec, fields)
-        return Aggregate(events, measure, field, where_clause, tuple(spec["group_by"]),
-                         spec.get("value_column"), spec.get("weight_by"), cap,
-                         spec.get("population"))
+        return Aggregate(
+            events,
+            measure,
+            field,
+            where_clause,
+            tuple(spec["group_by"]),
+            spec.get("value_column"),
+            spec.get("weight_by"),
+            cap,
+            spec.get("population"),
+        )
 
     def _parameter_types(self) -> dict[str, Type]:
         return {n: t for n, t in self.types.items() if self.kinds.get(n) == "parameter"}
 
-    def _measured_type(self, where: str, measure: str, field: str | None,
-                       fields: Mapping[str, Scalar], weight_by: str | None) -> Type | None:
+    def _measured_type(
+        self,
+        where: str,
+        measure: str,
+        field: str | None,
+        fields: Mapping[str, Scalar],
+        weight_by: str | None,
+    ) -> Type | None:
         if measure in MEASURES_WITH_FIELD or measure == "count_distinct":
             if field is None or field not in fields:
-                self.fail(f"{where}.field", f"'{measure}' needs a 'field' of the event "
-                          f"(one of {', '.join(fields)})")
+                self.fail(
+                    f"{where}.field",
+                    f"'{measure}' needs a 'field' of the event (one of {', '.join(fields)})",
+                )
                 return None
             if measure == "count_distinct":
                 return COUNT
             if fields[field] not in NUMERIC:
-                self.fail(f"{where}.field", f"cannot take '{measure}' of '{field}', a "
-                          f"{fields[field]}")
+                self.fail(
+                    f"{where}.field", f"cannot take '{measure}' of '{field}', a {fields[field]}"
+                )
                 return None
             if measure == "weighted_average" and (weight_by is None or weight_by not in fields):
-                self.fail(f"{where}.weight_by", "'weighted_average' needs 'weight_by', a numeric field")
+                self.fail(
+                    f"{where}.weight_by", "'weighted_average' needs 'weight_by', a numeric field"
+                )
             return fields[field]
         return COUNT
 
-    def _aggregate_result_type(self, where: str, kind: Type, measured: Type | None,
-                               spec: Mapping[str, Any], fields: Mapping[str, Scalar]) -> None:
+    def _aggregate_result_type(
+        self,
+        where: str,
+        kind: Type,
+        measured: Type | None,
+        spec: Mapping[str, Any],
+        fields: Mapping[str, Scalar],
+    ) -> None:
         if measured is None:
             return
         group_by = spec["group_by"]
@@ -406,13 +481,19 @@ class _Builder:
             return
         value_column = spec.get("value_column")
         if not isinstance(kind, Rows) or value_column is None:
-            self.fail(where, "an aggregate with group_by fills a rows input; name the "
-                      "measured column with 'value_column'")
+            self.fail(
+                where,
+                "an aggregate with group_by fills a rows input; name the "
+                "measured column with 'value_column'",
+            )
             return
         expected = {**{g: fields[g] for g in group_by if g in fields}, value_column: measured}
         if dict(kind.columns) != expected:
-            self.fail(where, "the rows' columns must be the group_by fields and the value "
-                      "column: " + ", ".join(f"{c}: {t}" for c, t in expected.items()))
+            self.fail(
+                where,
+                "the rows' columns must be the group_by fields and the value "
+                "column: " + ", ".join(f"{c}: {t}" for c, t in expected.items()),
+            )
 
     def _definitions(self) -> tuple[Definition, ...]:
         specs = self.document["definitions"]
@@ -420,15 +501,19 @@ class _Builder:
         graph = {spec["name"]: self._definition_references(spec, names) for spec in specs}
         cycle = _find_cycle(graph)
         if cycle:
-            self.fail(f"definitions.{cycle[0]}", "definitions refer to each other in a cycle: "
-                      + " -> ".join(cycle))
+            self.fail(
+                f"definitions.{cycle[0]}",
+                "definitions refer to each other in a cycle: " + " -> ".join(cycle),
+            )
         optional = frozenset(self._declared_inputs())
         built = []
         for position, spec in enumerate(specs):
             name = spec["name"]
-            later = {n: f"'{n}' is defined after this definition (definitions.{n}); a "
-                     "definition may only use names defined before it"
-                     for n in names[position + 1:]}
+            later = {
+                n: f"'{n}' is defined after this definition (definitions.{n}); a "
+                "definition may only use names defined before it"
+                for n in names[position + 1 :]
+            }
             later[name] = f"'{name}' cannot refer to itself"
             scope = Scope(dict(self.types), optional, later)
             kind = SCALARS[spec["type"]]
@@ -461,20 +546,30 @@ class _Builder:
                 if when is not None and then is not None:
                     cases.append(Case(when, then))
             otherwise = self._clause(f"{where}.otherwise", spec["otherwise"], scope, kind)
-        return Definition(spec["name"], kind, spec["description"], spec["reference"], expr,
-                          tuple(cases), otherwise)
+        return Definition(
+            spec["name"],
+            kind,
+            spec["description"],
+            spec["reference"],
+            expr,
+            tuple(cases),
+            otherwise,
+        )
 
     def _payments(self, roles: set[str]) -> tuple[Payment, ...]:
         scope = Scope(dict(self.types), frozenset(self._declared_inputs()))
-        self._check_unique([p["name"] for p in self.document["payments"]], "payments",
-                           "payment name")
+        self._check_unique(
+            [p["name"] for p in self.document["payments"]], "payments", "payment name"
+        )
         built = []
         for spec in self.document["payments"]:
             where = f"payments.{spec['name']}"
             for key, role in (("from", spec["from_"]), ("to", spec["to"])):
                 if role not in roles:
-                    self.fail(f"{where}.{key}", f"unknown party '{role}'; the parties are: "
-                              + ", ".join(sorted(roles)))
+                    self.fail(
+                        f"{where}.{key}",
+                        f"unknown party '{role}'; the parties are: " + ", ".join(sorted(roles)),
+                    )
             if spec["from_"] == spec["to"]:
                 self.fail(f"{where}.to", "a payment goes from one party to another")
             when = None
@@ -482,8 +577,9 @@ class _Builder:
                 when = self._clause(f"{where}.when", spec["when"], scope, BOOLEAN)
             amount = self._clause(f"{where}.amount", spec["amount"], scope, MONEY)
             if amount is not None:
-                built.append(Payment(spec["name"], when, spec["from_"], spec["to"], amount,
-                                     spec["memo"]))
+                built.append(
+                    Payment(spec["name"], when, spec["from_"], spec["to"], amount, spec["memo"])
+                )
         return tuple(built)
 
 
@@ -502,10 +598,9 @@ def _find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
                 state[path.pop()] = 2
                 iterators.pop()
             elif nxt in graph and state.get(nxt) == 1:
-                return path[path.index(nxt):] + [nxt]
+                return [*path[path.index(nxt) :], nxt]
             elif nxt in graph and not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
                 iterators.append(iter(graph[nxt]))
     return None
-

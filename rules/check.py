@@ -52,9 +52,10 @@ FUNCTIONS: Mapping[str, str] = {
     "clamp": "clamp(x, low, high): x limited to [low, high]",
     "abs": "abs(x): x without its sign",
     "round": "round(x, places[, mode]): x rounded to places decimals; mode is one of "
-             + ", ".join(ROUNDING_MODES) + " (default: the contract's rounding mode)",
+    + ", ".join(ROUNDING_MODES)
+    + " (default: the contract's rounding mode)",
     "interpolate": "interpolate(points_table, x): piecewise-linear value at x",
-    "bands": "bands(bands_table, x): marginal (tax-bracket) sum of rate x the part of x in each band",
+    "bands": "bands(bands_table, x): marginal (tax-bracket) sum of each band's rate x its part",
     "lookup": 'lookup(keyed_table, key, "column"): one value from a keyed table',
     "given": "given(name): true when the optional input was supplied",
     "sum": "sum(rows, expression): the expression summed over every row",
@@ -95,7 +96,7 @@ class _Checker:
             case Name():
                 return self.name(node)
             case Unary(op="not"):
-                return self.expect_boolean(node.operand, "'not'") and BOOLEAN
+                return BOOLEAN if self.expect_boolean(node.operand, "'not'") else None
             case Unary():
                 operand = self.check(node.operand)
                 if operand is not None and operand not in NUMERIC:
@@ -124,15 +125,22 @@ class _Checker:
         found = self.scope.types.get(node.name)
         if found is None:
             if node.name in FUNCTIONS:
-                self.fail(node.span, f"'{node.name}' is a function: call it as {FUNCTIONS[node.name].split(':')[0]}")
+                self.fail(
+                    node.span,
+                    f"'{node.name}' is a function: call it as {FUNCTIONS[node.name].split(':')[0]}",
+                )
             else:
-                self.fail(node.span, f"unknown name '{node.name}'{_suggest(node.name, self.scope.types)}")
+                self.fail(
+                    node.span, f"unknown name '{node.name}'{_suggest(node.name, self.scope.types)}"
+                )
         return found
 
     def expect_boolean(self, node: Expr, what: str) -> bool:
         found = self.check(node)
         if found is not None and found != BOOLEAN:
-            self.fail(node.span, f"{what} needs a condition (boolean), not {found}: {to_source(node)}")
+            self.fail(
+                node.span, f"{what} needs a condition (boolean), not {found}: {to_source(node)}"
+            )
             return False
         return found is not None
 
@@ -158,8 +166,11 @@ class _Checker:
         if op in ("+", "-"):
             result = unify(left, right)
             if result is None or result not in NUMERIC:
-                self.fail(node.span, f"cannot {'add' if op == '+' else 'subtract'} {right} "
-                          f"{'to' if op == '+' else 'from'} {left}: {to_source(node)}")
+                self.fail(
+                    node.span,
+                    f"cannot {'add' if op == '+' else 'subtract'} {right} "
+                    f"{'to' if op == '+' else 'from'} {left}: {to_source(node)}",
+                )
                 return None
             return result
         if op == "*":
@@ -189,7 +200,9 @@ class _Checker:
         return BOOLEAN
 
     def member_of(self, node: MemberOf) -> Type | None:
-        joined = self.agree(node.span, "a value and its 'in' options", [node.operand, *node.options])
+        joined = self.agree(
+            node.span, "a value and its 'in' options", [node.operand, *node.options]
+        )
         if joined is not None and joined not in NUMERIC and joined not in (TEXT, DATE):
             self.fail(node.span, f"'in' compares numbers, texts or dates, not {joined}")
             return None
@@ -201,8 +214,11 @@ class _Checker:
                 self.fail(node.name_span, f"'{node.function}' is not a function")
             else:
                 known = ", ".join(sorted(FUNCTIONS))
-                self.fail(node.name_span, f"unknown function '{node.function}'"
-                          f"{_suggest(node.function, FUNCTIONS)}; the functions are: {known}")
+                self.fail(
+                    node.name_span,
+                    f"unknown function '{node.function}'"
+                    f"{_suggest(node.function, FUNCTIONS)}; the functions are: {known}",
+                )
             return None
         return getattr(self, f"call_{node.function}")(node)  # type: ignore[no-any-return]
 
@@ -210,8 +226,10 @@ class _Checker:
         count = len(node.args)
         if count < low or (high is not None and count > high):
             usage = FUNCTIONS[node.function].split(":")[0]
-            self.fail(node.span, f"{node.function}() takes {_count_words(low, high)}, "
-                      f"got {count}: {usage}")
+            self.fail(
+                node.span,
+                f"{node.function}() takes {_count_words(low, high)}, got {count}: {usage}",
+            )
             return False
         return True
 
@@ -224,15 +242,18 @@ class _Checker:
     def call_min(self, node: Call) -> Type | None:
         if not self.arity(node, 2, None):
             return None
-        return self.numeric(node, self.agree(node.span, f"the arguments of {node.function}()",
-                                             list(node.args)))
+        return self.numeric(
+            node, self.agree(node.span, f"the arguments of {node.function}()", list(node.args))
+        )
 
     call_max = call_min
 
     def call_clamp(self, node: Call) -> Type | None:
         if not self.arity(node, 3, 3):
             return None
-        return self.numeric(node, self.agree(node.span, "the arguments of clamp()", list(node.args)))
+        return self.numeric(
+            node, self.agree(node.span, "the arguments of clamp()", list(node.args))
+        )
 
     def call_abs(self, node: Call) -> Type | None:
         if not self.arity(node, 1, 1):
@@ -244,25 +265,36 @@ class _Checker:
             return None
         value = self.numeric(node, self.check(node.args[0]))
         places = node.args[1]
-        if not (isinstance(places, Number) and not places.percent
-                and places.value == places.value.to_integral_value()
-                and 0 <= places.value <= MAX_ROUND_PLACES):
-            self.fail(places.span, f"round() places must be a whole number from 0 to "
-                      f"{MAX_ROUND_PLACES} written out, such as 2")
+        if not (
+            isinstance(places, Number)
+            and not places.percent
+            and places.value == places.value.to_integral_value()
+            and 0 <= places.value <= MAX_ROUND_PLACES
+        ):
+            self.fail(
+                places.span,
+                f"round() places must be a whole number from 0 to "
+                f"{MAX_ROUND_PLACES} written out, such as 2",
+            )
             return None
         if len(node.args) == 3:
             mode = node.args[2]
             if not (isinstance(mode, Text) and mode.value in ROUNDING_MODES):
-                self.fail(mode.span, "round() mode must be one of "
-                          + ", ".join(f'"{m}"' for m in ROUNDING_MODES))
+                self.fail(
+                    mode.span,
+                    "round() mode must be one of " + ", ".join(f'"{m}"' for m in ROUNDING_MODES),
+                )
                 return None
         return value
 
     def table_argument(self, node: Call, kind: type) -> Type | None:
         table = self.check(node.args[0])
         if table is not None and not isinstance(table, kind):
-            wanted = {PointsTable: "a table of points", BandsTable: "a table of bands",
-                      KeyedTable: "a keyed table"}[kind]
+            wanted = {
+                PointsTable: "a table of points",
+                BandsTable: "a table of bands",
+                KeyedTable: "a keyed table",
+            }[kind]
             self.fail(node.args[0].span, f"{node.function}() needs {wanted}, not {table}")
             return None
         return table
@@ -275,8 +307,9 @@ class _Checker:
         if not isinstance(table, PointsTable) or x is None:
             return None
         if unify(table.x, x) != table.x:
-            self.fail(node.args[1].span, f"interpolate() over {table} needs x of type {table.x}, "
-                      f"not {x}")
+            self.fail(
+                node.args[1].span, f"interpolate() over {table} needs x of type {table.x}, not {x}"
+            )
             return None
         return table.y
 
@@ -288,8 +321,9 @@ class _Checker:
         if not isinstance(table, BandsTable) or x is None:
             return None
         if unify(table.bound, x) != table.bound:
-            self.fail(node.args[1].span, f"bands() over {table} needs x of type {table.bound}, "
-                      f"not {x}")
+            self.fail(
+                node.args[1].span, f"bands() over {table} needs x of type {table.bound}, not {x}"
+            )
             return None
         return table.bound
 
@@ -302,14 +336,19 @@ class _Checker:
             self.fail(node.args[1].span, f"lookup() keys are text, not {key_ok}")
         column = node.args[2]
         if not isinstance(column, Text):
-            self.fail(column.span, 'lookup() column must be written as a quoted name, such as "rate"')
+            self.fail(
+                column.span, 'lookup() column must be written as a quoted name, such as "rate"'
+            )
             return None
         if not isinstance(table, KeyedTable):
             return None
         found = table.column(column.value)
         if found is None:
             names = dict(table.columns)
-            self.fail(column.span, f"the table has no column '{column.value}'{_suggest(column.value, names)}")
+            self.fail(
+                column.span,
+                f"the table has no column '{column.value}'{_suggest(column.value, names)}",
+            )
         return found
 
     def call_given(self, node: Call) -> Type | None:
@@ -324,15 +363,20 @@ class _Checker:
     def rows_argument(self, node: Call) -> Rows | None:
         rows = self.check(node.args[0])
         if rows is not None and not isinstance(rows, Rows):
-            self.fail(node.args[0].span, f"{node.function}() needs rows (such as episodes), not {rows}")
+            self.fail(
+                node.args[0].span, f"{node.function}() needs rows (such as episodes), not {rows}"
+            )
             return None
         return rows if isinstance(rows, Rows) else None
 
     def in_rows(self, rows: Rows, node: Expr) -> Type | None:
         shadowed = [c for c, _ in rows.columns if c in self.scope.types]
         if shadowed:
-            self.fail(node.span, f"row column '{shadowed[0]}' has the name of a parameter, input "
-                      "or definition; rename one of them")
+            self.fail(
+                node.span,
+                f"row column '{shadowed[0]}' has the name of a parameter, input "
+                "or definition; rename one of them",
+            )
             return None
         inner = _Checker(self.source, self.scope.with_columns(rows.columns))
         found = inner.check(node)

@@ -62,7 +62,7 @@ def _caret_lines(source: str, span: Span) -> str:
     if line_end == -1:
         line_end = len(source)
     line = source[line_start:line_end]
-    shown = line if len(line) <= 160 else line[: 160] + "…"
+    shown = line if len(line) <= 160 else line[:160] + "…"
     offset = span.start - line_start
     width = max(1, min(span.end, line_end) - span.start)
     if offset > len(shown):
@@ -79,4 +79,4 @@ class RuleError(SettleError):
 
 
 class EvaluationError(RuleError):
-    """A well-typed expression met a value it cannot work with (division by zero, a missing input)."""
+    """A well-typed expression met a value it cannot use (division by zero, a missing input)."""

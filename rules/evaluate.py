@@ -75,13 +75,15 @@ class Reading:
 
 
 def evaluate(source: str, expr: Expr, environment: Environment) -> tuple[Value, Reading]:
-    """The value of a well-typed expression, and what it read; EvaluationError says where it failed."""
+    """The value of a well-typed expression and what it read; EvaluationError says where."""
     evaluator = _Evaluator(source, environment)
     with decimal.localcontext(ARITHMETIC):
         try:
             value = evaluator.value(expr, environment.values)
         except decimal.Overflow:
-            raise EvaluationError([Problem("", "a result is too large", source, expr.span)]) from None
+            raise EvaluationError(
+                [Problem("", "a result is too large", source, expr.span)]
+            ) from None
     return value, evaluator.reading
 
 
@@ -131,8 +133,11 @@ class _Evaluator:
                 self.reading.read(name)
             return scope[name]
         if name in self.environment.not_given:
-            raise self.fail(node.span, f"the optional input '{name}' was not given, and this "
-                            "expression needs it: supply it, or guard the use with given()")
+            raise self.fail(
+                node.span,
+                f"the optional input '{name}' was not given, and this "
+                "expression needs it: supply it, or guard the use with given()",
+            )
         raise self.fail(node.span, f"no value for '{name}'")
 
     def number(self, node: Expr, scope: Mapping[str, Value]) -> Decimal:
@@ -180,7 +185,9 @@ class _Evaluator:
         if function == "clamp":
             x, low, high = args
             if low > high:  # type: ignore[operator]
-                raise self.fail(node.span, f"clamp() low bound {low} is above its high bound {high}")
+                raise self.fail(
+                    node.span, f"clamp() low bound {low} is above its high bound {high}"
+                )
             return min(max(x, low), high)  # type: ignore[type-var]
         return _PLAIN[function](args)
 
@@ -199,8 +206,9 @@ class _Evaluator:
         try:
             return table.lookup(key, column.value)
         except KeyError:
-            raise self.fail(node.args[1].span, f"the table has no row '{key}' "
-                            f"(rows: {', '.join(table.keys())})") from None
+            raise self.fail(
+                node.args[1].span, f"the table has no row '{key}' (rows: {', '.join(table.keys())})"
+            ) from None
 
     def over_rows(self, node: Call, scope: Mapping[str, Value]) -> Value:
         rows = self.value(node.args[0], scope)
@@ -223,6 +231,11 @@ _ORDER: Mapping[str, Callable[[Decimal, Decimal], bool]] = {
 }
 
 
+def _numbers(args: list[Value]) -> list[Decimal]:
+    assert all(isinstance(a, Decimal) for a in args)
+    return args  # type: ignore[return-value]
+
+
 def _interpolate(args: list[Value]) -> Value:
     table, x = args
     assert isinstance(table, Points) and isinstance(x, Decimal)
@@ -236,9 +249,9 @@ def _bands(args: list[Value]) -> Value:
 
 
 _PLAIN: Mapping[str, Callable[[list[Value]], Value]] = {
-    "min": lambda args: min(args),  # type: ignore[type-var]
-    "max": lambda args: max(args),  # type: ignore[type-var]
-    "abs": lambda args: abs(args[0]),  # type: ignore[arg-type]
+    "min": lambda args: min(_numbers(args)),
+    "max": lambda args: max(_numbers(args)),
+    "abs": lambda args: abs(_numbers(args)[0]),
     "interpolate": _interpolate,
     "bands": _bands,
 }

@@ -138,7 +138,7 @@ def _span(meta_or_token: object) -> Span:
 
 
 @v_args(meta=True)
-class _ToTree(Transformer_NonRecursive):  # type: ignore[misc]
+class _ToTree(Transformer_NonRecursive):  # type: ignore[type-arg]
     """Lark parse tree -> immutable expression tree; iterative, so depth cannot overflow Python."""
 
     def number(self, meta: object, items: list[Token]) -> Number:
@@ -162,8 +162,8 @@ class _ToTree(Transformer_NonRecursive):  # type: ignore[misc]
     def call(self, meta: object, items: list[Token | Expr]) -> Call:
         function, *args = items
         assert isinstance(function, Token)
-        return Call(str(function), tuple(a for a in args if a is not None), _span(meta),  # type: ignore[misc]
-                    _span(function))
+        arguments = tuple(a for a in args if a is not None and not isinstance(a, Token))
+        return Call(str(function), arguments, _span(meta), _span(function))
 
     def sign(self, meta: object, items: list[Token | Expr]) -> Unary:
         return Unary(str(items[0]), items[1], _span(meta))  # type: ignore[arg-type]
@@ -204,10 +204,17 @@ def parse(source: str) -> Expr:
 
 def _check_size_before_parsing(source: str) -> None:
     if len(source) > MAX_EXPRESSION_CHARS:
-        raise RuleError([Problem(
-            "", f"expression is {len(source):,} characters long; the limit is "
-            f"{MAX_EXPRESSION_CHARS:,}: split it into named definitions",
-            source, Span(MAX_EXPRESSION_CHARS, MAX_EXPRESSION_CHARS + 1))])
+        raise RuleError(
+            [
+                Problem(
+                    "",
+                    f"expression is {len(source):,} characters long; the limit is "
+                    f"{MAX_EXPRESSION_CHARS:,}: split it into named definitions",
+                    source,
+                    Span(MAX_EXPRESSION_CHARS, MAX_EXPRESSION_CHARS + 1),
+                )
+            ]
+        )
     depth = 0
     for offset, char in enumerate(source):
         if char == "(":
@@ -219,8 +226,12 @@ def _check_size_before_parsing(source: str) -> None:
 
 
 def _too_deep(source: str, span: Span) -> Problem:
-    return Problem("", f"expression nests deeper than {MAX_NESTING_DEPTH} levels: "
-                   "split it into named definitions", source, span)
+    return Problem(
+        "",
+        f"expression nests deeper than {MAX_NESTING_DEPTH} levels: split it into named definitions",
+        source,
+        span,
+    )
 
 
 def _check_tree_limits(source: str, expr: Expr) -> None:
@@ -236,35 +247,59 @@ def _check_tree_limits(source: str, expr: Expr) -> None:
         if isinstance(node, Number):
             digit_count = sum(ch.isdigit() for ch in node.digits)
             if digit_count > MAX_LITERAL_DIGITS:
-                problems.append(Problem(
-                    "", f"number literal has {digit_count} digits; the limit is "
-                    f"{MAX_LITERAL_DIGITS}", source, node.span))
+                problems.append(
+                    Problem(
+                        "",
+                        f"number literal has {digit_count} digits; the limit is "
+                        f"{MAX_LITERAL_DIGITS}",
+                        source,
+                        node.span,
+                    )
+                )
         if isinstance(node, Name) and node.name.startswith("__"):
-            problems.append(Problem("", f"names beginning with '__' are not allowed: "
-                                    f"'{node.name}'", source, node.span))
+            problems.append(
+                Problem(
+                    "",
+                    f"names beginning with '__' are not allowed: '{node.name}'",
+                    source,
+                    node.span,
+                )
+            )
         if isinstance(node, Call) and node.function.startswith("__"):
-            problems.append(Problem("", f"names beginning with '__' are not allowed: "
-                                    f"'{node.function}'", source, node.name_span))
+            problems.append(
+                Problem(
+                    "",
+                    f"names beginning with '__' are not allowed: '{node.function}'",
+                    source,
+                    node.name_span,
+                )
+            )
         stack.extend((child, depth + 1) for child in children(node))
     if nodes > MAX_NODES:
-        problems.append(Problem("", f"expression has {nodes:,} parts; the limit is "
-                                f"{MAX_NODES:,}: split it into named definitions",
-                                source, expr.span))
+        problems.append(
+            Problem(
+                "",
+                f"expression has {nodes:,} parts; the limit is "
+                f"{MAX_NODES:,}: split it into named definitions",
+                source,
+                expr.span,
+            )
+        )
     if problems:
         raise RuleError(problems)
 
 
 def _syntax_problem(source: str, error: UnexpectedInput) -> Problem:
-    position = getattr(error, "pos_in_stream", None)
     if isinstance(error, UnexpectedToken):
         token = error.token
         position = token.start_pos if token.start_pos is not None else len(source)
         found = "end of the expression" if token.type == "$END" else f"'{token}'"
         span = Span(position, max(position + 1, token.end_pos or position + 1))
-        return Problem("", _unexpected_message(source, position, found, error.expected),
-                       source, span)
+        return Problem(
+            "", _unexpected_message(source, position, found, error.expected), source, span
+        )
     if isinstance(error, UnexpectedCharacters):
-        position = error.pos_in_stream
+        position = error.pos_in_stream or 0
         char = source[position]
         message = f"unexpected character {char!r}"
         if char == ".":
@@ -277,12 +312,14 @@ def _syntax_problem(source: str, error: UnexpectedInput) -> Problem:
     if isinstance(error, UnexpectedEOF):
         end = len(source)
         return Problem("", "the expression ends too early", source, Span(end, end + 1))
-    start = position or 0
+    start = getattr(error, "pos_in_stream", None) or 0
     return Problem("", str(error).splitlines()[0], source, Span(start, start + 1))
 
 
 def _unexpected_message(source: str, position: int, found: str, expected: set[str]) -> str:
-    if source.startswith("**", position) or (position > 0 and source[position - 1:position + 1] == "**"):
+    if source.startswith("**", position) or (
+        position > 0 and source[position - 1 : position + 1] == "**"
+    ):
         return "there is no power operator '**': write the multiplication out or use a parameter"
     if found.strip("'") in KEYWORDS:
         return f"unexpected keyword {found}"
@@ -292,15 +329,43 @@ def _unexpected_message(source: str, position: int, found: str, expected: set[st
 
 
 _TOKEN_WORDS = {
-    "NUMBER": "a number", "PERCENT": "a percentage", "STRING": "a quoted text",
-    "NAME": "a name", "LPAR": "'('", "RPAR": "')'", "COMMA": "','", "ADD_OP": "'+' or '-'",
-    "MUL_OP": "'*' or '/'", "COMPARE": "a comparison", "IF": "'if'", "THEN": "'then'",
-    "ELSE": "'else'", "NOT": "'not'", "TRUE": "'true'", "FALSE": "'false'", "AND": "'and'",
-    "OR": "'or'", "IN": "'in'", "$END": "the end",
+    "NUMBER": "a number",
+    "PERCENT": "a percentage",
+    "STRING": "a quoted text",
+    "NAME": "a name",
+    "LPAR": "'('",
+    "RPAR": "')'",
+    "COMMA": "','",
+    "ADD_OP": "'+' or '-'",
+    "MUL_OP": "'*' or '/'",
+    "COMPARE": "a comparison",
+    "IF": "'if'",
+    "THEN": "'then'",
+    "ELSE": "'else'",
+    "NOT": "'not'",
+    "TRUE": "'true'",
+    "FALSE": "'false'",
+    "AND": "'and'",
+    "OR": "'or'",
+    "IN": "'in'",
+    "$END": "the end",
 }
 
-_PRECEDENCE = {"or": 1, "and": 2, "not": 3, "==": 4, "!=": 4, "<": 4, "<=": 4, ">": 4, ">=": 4,
-               "+": 5, "-": 5, "*": 6, "/": 6}
+_PRECEDENCE = {
+    "or": 1,
+    "and": 2,
+    "not": 3,
+    "==": 4,
+    "!=": 4,
+    "<": 4,
+    "<=": 4,
+    ">": 4,
+    ">=": 4,
+    "+": 5,
+    "-": 5,
+    "*": 6,
+    "/": 6,
+}
 _ATOM = 8
 
 

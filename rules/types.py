@@ -91,13 +91,14 @@ def unify(left: Type, right: Type) -> Type | None:
 
 
 def product_type(left: Type, right: Type) -> Type | None:
-    """What `left * right` is: money scales by any dimensionless factor; money * money is refused."""
+    """What `left * right` is: money scales by a dimensionless factor; money * money is refused."""
     if left == MONEY and right in DIMENSIONLESS:
         return MONEY
     if right == MONEY and left in DIMENSIONLESS:
         return MONEY
     if left in DIMENSIONLESS and right in DIMENSIONLESS:
-        return _dimensionless_product(left, right)  # type: ignore[arg-type]
+        assert isinstance(left, Scalar) and isinstance(right, Scalar)
+        return _dimensionless_product(left, right)
     return None
 
 
@@ -105,7 +106,7 @@ _PRODUCT_RANK = {NUMBER: 0, SCORE: 1, RATE: 2, COUNT: 3}
 
 
 def _dimensionless_product(left: Scalar, right: Scalar) -> Scalar:
-    # rate x score is a rate (the MSSP final sharing rate); count x rate is a count (members x share)
+    # rate x score is a rate (the MSSP final sharing rate); count x rate is a count
     return left if _PRODUCT_RANK[left] >= _PRODUCT_RANK[right] else right
 
 

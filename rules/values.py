@@ -6,6 +6,7 @@ Tables are immutable and check their own shape when built; numbers are never flo
 from __future__ import annotations
 
 import datetime as dt
+import itertools
 from dataclasses import dataclass
 from decimal import Decimal
 
@@ -20,7 +21,7 @@ class Points:
         if not self.points:
             raise ValueError("a points table needs at least one point")
         xs = [x for x, _ in self.points]
-        for position, (before, after) in enumerate(zip(xs, xs[1:], strict=False), start=1):
+        for position, (before, after) in enumerate(itertools.pairwise(xs), start=1):
             if after <= before:
                 raise ValueError(f"point {position + 1}: x {after} must be greater than {before}")
 
