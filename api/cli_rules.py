@@ -1,9 +1,249 @@
-"""The rule-language commands of the `settle` CLI (contract, evaluate, explain, demo)."""
+"""The rule-language commands of the `settle` CLI: contract, evaluate, explain and demo.
+
+Thin: each reads its arguments, calls `contracts` or `rules`, and prints. Problems in a contract
+or its inputs are SettleErrors, which `settle` prints with their positions and exits 2.
+"""
 
 from __future__ import annotations
 
+import json
+import sys
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
 import click
+
+from api.config import Settings
+from api.database import engine_from_url
+from contracts.cases import evaluate_case, is_case_file, read_cases
+from contracts.diff import format_diff
+from contracts.explain import explain as explain_text
+from contracts.store import ContractStore
+from contracts.validate import load_contract_file
+from rules.errors import RuleError
+
+TEMPLATES = Path(__file__).resolve().parents[1] / "contracts" / "templates"
+FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
+DEMO_CASE = FIXTURES / "mssp" / "aco-a1037-py2018.json"
 
 
 def register(group: click.Group) -> None:
     """Attach the contract, evaluate, explain and demo commands to the `settle` group."""
+    group.add_command(contract)
+    group.add_command(evaluate)
+    group.add_command(explain)
+    group.add_command(demo)
+
+
+@click.group()
+def contract() -> None:
+    """Validate, compare and store contract documents (YAML or JSON)."""
+
+
+@contract.command()
+@click.argument("files", nargs=-1, required=True, type=click.Path(dir_okay=False))
+def validate(files: tuple[str, ...]) -> None:
+    """Check each FILE: structure, parameter values, expressions and types.
+
+    Prints each contract's version hash, or every problem with its clause and position.
+    """
+    failed: list[RuleError] = []
+    for path in files:
+        try:
+            version = load_contract_file(path)
+        except RuleError as error:
+            click.echo(f"{path}: {len(error.problems)} problem(s)", err=True)
+            failed.append(error)
+            continue
+        c = version.contract
+        click.echo(
+            f"{path}: contract {c.id} is valid, version {version.content_hash} "
+            f"({len(c.parameters)} parameters, {len(c.inputs)} inputs, "
+            f"{len(c.definitions)} definitions, {len(c.payments)} payments)"
+        )
+    if failed:
+        raise RuleError(p for error in failed for p in error.problems)
+
+
+@contract.command()
+@click.argument("old", type=click.Path(dir_okay=False))
+@click.argument("new", type=click.Path(dir_okay=False))
+def diff(old: str, new: str) -> None:
+    """Show what changed from OLD to NEW, clause by clause."""
+    click.echo(format_diff(load_contract_file(old), load_contract_file(new)), nl=False)
+
+
+@contract.command()
+@click.argument("file", type=click.Path(dir_okay=False))
+@click.pass_obj
+def add(settings: Settings, file: str) -> None:
+    """Validate FILE and store it as a contract version (run `settle db upgrade` first)."""
+    version = load_contract_file(file)
+    engine = engine_from_url(settings.database_url)
+    try:
+        new = ContractStore(engine).add(
+            contract_id=version.contract.id,
+            content_hash=version.content_hash,
+            canonical_json=version.canonical_json,
+        )
+    finally:
+        engine.dispose()
+    state = "stored" if new else "already stored"
+    click.echo(f"contract {version.contract.id} version {version.content_hash}: {state}")
+
+
+@contract.command()
+@click.argument("contract_id")
+@click.pass_obj
+def versions(settings: Settings, contract_id: str) -> None:
+    """List the stored versions of CONTRACT_ID, oldest first."""
+    engine = engine_from_url(settings.database_url)
+    try:
+        found = ContractStore(engine).versions(contract_id)
+    finally:
+        engine.dispose()
+    if not found:
+        click.echo(f"no stored versions of contract {contract_id}")
+    for stored in found:
+        click.echo(f"{stored.created_at.isoformat()}  {stored.content_hash}")
+
+
+def _parse_params(pairs: tuple[str, ...]) -> dict[str, Any]:
+    params: dict[str, Any] = {}
+    for pair in pairs:
+        name, sep, raw = pair.partition("=")
+        if not sep or not name:
+            raise click.BadParameter(f"{pair!r}: write NAME=VALUE", param_hint="--param")
+        params[name.strip()] = _param_value(raw.strip())
+    return params
+
+
+def _param_value(raw: str) -> Any:
+    if raw[:1] in ("[", "{"):
+        try:
+            return json.loads(raw, parse_float=Decimal)
+        except ValueError as error:
+            raise click.BadParameter(f"{raw!r}: not valid JSON: {error}") from None
+    return {"true": True, "false": False}.get(raw, raw)
+
+
+_SHARED_OPTIONS = [
+    click.argument("file", type=click.Path(dir_okay=False)),
+    click.option(
+        "--inputs",
+        "inputs_path",
+        required=True,
+        type=click.Path(dir_okay=False),
+        help="A JSON object of inputs, a {params, inputs} case, or a .jsonl file of cases.",
+    ),
+    click.option(
+        "--param",
+        "params",
+        multiple=True,
+        metavar="NAME=VALUE",
+        help="Override a parameter for this evaluation (repeatable).",
+    ),
+    click.option(
+        "--period", default=None, help="The period id (default: the case's, or the first)."
+    ),
+]
+
+
+def _shared(function: Any) -> Any:
+    for option in reversed(_SHARED_OPTIONS):
+        function = option(function)
+    return function
+
+
+@click.command()
+@_shared
+@click.option(
+    "--json", "as_json", is_flag=True, help="Print JSON: contract, quantities, payments, trace."
+)
+def evaluate(
+    file: str, inputs_path: str, params: tuple[str, ...], period: str | None, as_json: bool
+) -> None:
+    """Evaluate contract FILE on the given inputs; print its quantities and payments.
+
+    With a .jsonl file of cases, evaluate each ({"params": …, "inputs": …} per line) and print
+    one line per case, in order; a case's error is reported on its line and the others go on.
+    """
+    version = load_contract_file(file)
+    overrides = _parse_params(params)
+    if is_case_file(inputs_path):
+        _evaluate_many(version, inputs_path, overrides, period, as_json)
+        return
+    (case,) = read_cases(inputs_path)
+    evaluation = evaluate_case(version, case, overrides, period)
+    if as_json:
+        click.echo(json.dumps(evaluation.result(), indent=2, ensure_ascii=False))
+        return
+    result = evaluation.result()
+    click.echo(
+        f"contract {version.contract.id} version {version.content_hash}, period {result['period']}"
+    )
+    width = max(len(name) for name in result["quantities"])
+    for name, value in result["quantities"].items():
+        click.echo(f"  {name:<{width}}  {value}")
+    for payment in result["payments"]:
+        click.echo(
+            f"payment {payment['name']}: {payment['from']} -> {payment['to']} "
+            f"{payment['amount']} {payment['currency']}"
+        )
+    if not result["payments"]:
+        click.echo("no payments")
+
+
+def _evaluate_many(
+    version: Any, path: str, overrides: dict[str, Any], period: str | None, as_json: bool
+) -> None:
+    failures = 0
+    for number, case in enumerate(read_cases(path), start=1):
+        label = case.id or str(number)
+        try:
+            evaluation = evaluate_case(version, case, overrides, period)
+        except RuleError as error:
+            failures += 1
+            problems = [p.format() for p in error.problems]
+            if as_json:
+                click.echo(json.dumps({"case": label, "error": problems}, ensure_ascii=False))
+            else:
+                click.echo(f"case {label}: error: " + "; ".join(problems).replace("\n", " "))
+            continue
+        if as_json:
+            click.echo(json.dumps({"case": label, **evaluation.result()}, ensure_ascii=False))
+        else:
+            payments = (
+                ", ".join(f"{p.name} {p.amount} {p.currency}" for p in evaluation.payments)
+                or "no payments"
+            )
+            click.echo(f"case {label}: {payments}")
+    if failures:
+        click.echo(f"{failures} case(s) failed", err=True)
+        sys.exit(1)
+
+
+@click.command()
+@_shared
+def explain(file: str, inputs_path: str, params: tuple[str, ...], period: str | None) -> None:
+    """Evaluate contract FILE and print it as a worked calculation, clause by clause."""
+    version = load_contract_file(file)
+    (case,) = read_cases(inputs_path)
+    click.echo(explain_text(evaluate_case(version, case, _parse_params(params), period)), nl=False)
+
+
+@click.command()
+def demo() -> None:
+    """Validate the shipped templates, then explain an MSSP settlement from fixtures/."""
+    click.echo("Validating the contract templates in contracts/templates/")
+    for template in sorted(TEMPLATES.glob("*.yaml")):
+        version = load_contract_file(template)
+        click.echo(f"  {template.name}: valid, version {version.content_hash[:16]}…")
+    mssp = load_contract_file(TEMPLATES / "mssp.yaml")
+    click.echo(
+        f"\nSettling {DEMO_CASE.relative_to(FIXTURES.parent)} "
+        "(CMS published for ACO A1037, PY2018: EarnSaveLoss 7,239,220)\n"
+    )
+    (case,) = read_cases(DEMO_CASE)
+    click.echo(explain_text(evaluate_case(mssp, case, {}, None)), nl=False)

@@ -125,7 +125,10 @@ def canonical_form(value: Any) -> Any:
 
 def decimal_text(value: Decimal) -> str:
     """A decimal as plain digits without exponent or trailing zeros: Decimal('1.50') -> '1.5'."""
-    text = format(value.normalize(), "f")
+    # Textual, not value.normalize(): normalize() rounds to the ambient context's precision.
+    text = format(value, "f")
+    if "." in text:
+        text = text.rstrip("0").rstrip(".")
     return "0" if text in ("-0", "0") else text
 
 

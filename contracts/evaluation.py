@@ -203,9 +203,7 @@ def _resolve_parameter(
             in_force.reference,
         )
     if parameter.default is not None:
-        value, reading = evaluate(
-            parameter.default.source, parameter.default.expr, Environment(values)
-        )
+        value, reading = _run(parameter.default, Environment(values))
         return ResolvedParameter(
             parameter, value, "default", "", parameter.reference, _used(reading, values)
         )
@@ -265,7 +263,7 @@ def _evaluate_definition(definition: Definition, environment: Environment) -> Qu
         return _quantity(definition, definition.expr, None, environment, Reading())
     before = Reading()
     for index, case in enumerate(definition.cases):
-        holds, reading = evaluate(case.when.source, case.when.expr, environment)
+        holds, reading = _run(case.when, environment)
         for name in reading.names:
             before.read(name)
         if holds:
@@ -281,7 +279,7 @@ def _quantity(
     environment: Environment,
     before: Reading,
 ) -> Quantity:
-    value, reading = evaluate(clause.source, clause.expr, environment)
+    value, reading = _run(clause, environment)
     for name in reading.names:
         before.read(name)
     return Quantity(
@@ -292,6 +290,14 @@ def _quantity(
         _used(before, environment.values),
         tuple(reading.row_values),
     )
+
+
+def _run(clause: Clause, environment: Environment) -> tuple[Value, Reading]:
+    """Evaluate one clause; a failure is placed at the clause's path (definitions.x.expr)."""
+    try:
+        return evaluate(clause.source, clause.expr, environment)
+    except EvaluationError as error:
+        raise EvaluationError(p.located(clause.path) for p in error.problems) from None
 
 
 def _used(reading: Reading, values: Mapping[str, Value]) -> tuple[tuple[str, Value], ...]:
@@ -308,13 +314,11 @@ def _payments(
     for payment in contract.payments:
         reading = Reading()
         if payment.when is not None:
-            holds, reading = evaluate(payment.when.source, payment.when.expr, environment)
+            holds, reading = _run(payment.when, environment)
             if not holds:
                 skipped.append((payment.name, f"condition not met: {payment.when.source}"))
                 continue
-        unrounded, amount_reading = evaluate(
-            payment.amount.source, payment.amount.expr, environment
-        )
+        unrounded, amount_reading = _run(payment.amount, environment)
         assert isinstance(unrounded, Decimal)
         for name in amount_reading.names:
             reading.read(name)

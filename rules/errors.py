@@ -6,8 +6,11 @@ it formats itself with a caret line under the offending text. Nothing here evalu
 
 from __future__ import annotations
 
+import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+
+_CLAUSE_PATH = re.compile(r"^[A-Za-z0-9_.\[\]-]+$")
 
 
 class SettleError(Exception):
@@ -42,7 +45,12 @@ class Problem:
 
     def located(self, where: str) -> Problem:
         """The same problem, placed under an outer path (such as the contract and clause)."""
-        joined = f"{where}.{self.where}" if self.where else where
+        if not self.where:
+            joined = where
+        elif _CLAUSE_PATH.match(where) and not self.where.startswith("contract "):
+            joined = f"{where}.{self.where}"  # definitions + savings.expr
+        else:
+            joined = f"{where}, {self.where}"  # contract x, definitions.savings.expr
         return Problem(joined, self.message, self.source, self.span)
 
     def format(self) -> str:
