@@ -199,8 +199,8 @@ def _evaluate_many(
     version: Any, path: str, overrides: dict[str, Any], period: str | None, as_json: bool
 ) -> None:
     failures = 0
-    for number, case in enumerate(read_cases(path), start=1):
-        label = case.id or str(number)
+    for case in read_cases(path):
+        label = case.id or case.where.rpartition(":")[2]  # the line number
         try:
             evaluation = evaluate_case(version, case, overrides, period)
         except RuleError as error:

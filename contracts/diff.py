@@ -88,13 +88,14 @@ def _leaves(value: Any, path: str = "") -> dict[str, Any]:
 
 def _split_clause(path: str) -> tuple[str, str, str]:
     """`parameters.track.values[2018-01-01].value` -> ("parameters.track", ".", "values[…]…")."""
+    for section in ("definitions", "payments", "periods"):
+        if path.startswith(f"{section}["):
+            bracket = path.index("]")
+            return f"{section}.{path[len(section) + 1 : bracket]}", ".", path[bracket + 2 :]
     head, _, rest = path.partition(".")
     if head in ("parameters", "inputs", "parties"):
         name, _, inner = rest.partition(".")
         return f"{head}.{name}", ".", inner
-    if head in ("definitions", "payments", "periods") and path.startswith(f"{head}["):
-        bracket = path.index("]")
-        return f"{head}.{path[len(head) + 1 : bracket]}", ".", path[bracket + 2 :]
     return head, ".", rest
 
 

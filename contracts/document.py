@@ -21,6 +21,7 @@ from marshmallow import ValidationError
 
 from contracts.schema import ContractSchema
 from rules.errors import Problem, RuleError
+from rules.values import Bands, Keyed, Points, RowSet, Value
 
 
 class _ExactLoader(yaml.SafeLoader):
@@ -139,3 +140,29 @@ def canonical_json(value: Any) -> bytes:
 
 def content_hash(canonical: bytes) -> str:
     return hashlib.sha256(canonical).hexdigest()
+
+
+def json_value(value: Value | None) -> Any:
+    """A value as JSON: decimals as exact strings, dates as ISO text, tables by shape."""
+    if value is None:
+        return None
+    if isinstance(value, bool | str):
+        return value
+    if isinstance(value, Decimal):
+        return decimal_text(value)
+    if isinstance(value, Points):
+        return [[decimal_text(x), decimal_text(y)] for x, y in value.points]
+    if isinstance(value, Bands):
+        return [
+            {
+                "from": decimal_text(b.lower),
+                "to": None if b.upper is None else decimal_text(b.upper),
+                "rate": decimal_text(b.rate),
+            }
+            for b in value.bands
+        ]
+    if isinstance(value, Keyed):
+        return {key: {c: json_value(v) for c, v in row} for key, row in value.rows}
+    if isinstance(value, RowSet):
+        return [{c: json_value(v) for c, v in row} for row in value.rows]
+    return value.isoformat()

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from contracts.document import canonical_json, content_hash, decimal_text
+from contracts.document import canonical_json, content_hash, decimal_text, json_value
 from contracts.model import Clause, ContractVersion, Definition, Parameter, Period
 from contracts.validate import value_of
 from rules.errors import EvaluationError, Problem, RuleError
@@ -87,7 +87,7 @@ class Evaluation:
         return {
             "contract": self.version.content_hash,
             "period": self.period.id,
-            "quantities": {q.definition.name: value_text(q.value) for q in self.quantities},
+            "quantities": {q.definition.name: json_value(q.value) for q in self.quantities},
             "payments": [_payment_json(p) for p in self.payments],
             "trace": trace,
             "trace_hash": content_hash(canonical_json(trace)),
@@ -362,32 +362,6 @@ def _suggestion(name: str, known: Mapping[str, object]) -> str:
     return f" (did you mean '{close[0]}'?)" if close else ""
 
 
-def value_text(value: Value | None) -> Any:
-    """A value as JSON: decimals as exact strings, dates as ISO text, tables by shape."""
-    if value is None:
-        return None
-    if isinstance(value, bool | str):
-        return value
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, Points):
-        return [[decimal_text(x), decimal_text(y)] for x, y in value.points]
-    if isinstance(value, Bands):
-        return [
-            {
-                "from": decimal_text(b.lower),
-                "to": None if b.upper is None else decimal_text(b.upper),
-                "rate": decimal_text(b.rate),
-            }
-            for b in value.bands
-        ]
-    if isinstance(value, Keyed):
-        return {key: {c: value_text(v) for c, v in row} for key, row in value.rows}
-    if isinstance(value, RowSet):
-        return [{c: value_text(v) for c, v in row} for row in value.rows]
-    return value.isoformat()
-
-
 def _used_json(used: tuple[tuple[str, Value], ...]) -> dict[str, Any]:
     return {
         name: (
@@ -395,7 +369,7 @@ def _used_json(used: tuple[tuple[str, Value], ...]) -> dict[str, Any]:
             if isinstance(v, RowSet)
             else "(table)"
             if isinstance(v, Points | Bands | Keyed)
-            else value_text(v)
+            else json_value(v)
         )
         for name, v in used
     }
@@ -432,7 +406,7 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
                 "name": p.parameter.name,
                 "type": str(p.parameter.type) if isinstance(p.parameter.type, Scalar) else "table",
                 "description": p.parameter.description,
-                "value": value_text(p.value),
+                "value": json_value(p.value),
                 "source": p.source,
                 "effective": p.effective,
                 "reference": p.reference,
@@ -445,7 +419,7 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
             for p in evaluation.parameters
         ],
         "inputs": [
-            {"name": name, "value": value_text(value), "source": source}
+            {"name": name, "value": json_value(value), "source": source}
             for name, value, source in evaluation.inputs
         ],
         "quantities": [
@@ -461,10 +435,10 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
                 else {"index": q.case, "when": q.definition.cases[q.case].when.source},
                 "used": _used_json(q.used),
                 "rows": [
-                    {"expression": expression, "values": [value_text(v) for v in per_row]}
+                    {"expression": expression, "values": [json_value(v) for v in per_row]}
                     for expression, per_row in q.rows
                 ],
-                "value": value_text(q.value),
+                "value": json_value(q.value),
             }
             for q in evaluation.quantities
         ],

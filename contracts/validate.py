@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from contracts.document import canonical_json, content_hash, load_structure, read_file
+from contracts.document import canonical_json, content_hash, json_value, load_structure, read_file
 from contracts.model import (
     Aggregate,
     Case,
@@ -83,8 +83,33 @@ def check_contract(
     problems = tuple(p.located(label) for p in builder.problems)
     if problems:
         return None, problems
-    canonical = canonical_json(document)
+    canonical = canonical_json(_with_typed_values(document, contract))
     return ContractVersion(contract, content_hash(canonical), canonical), ()
+
+
+def _with_typed_values(document: dict[str, Any], contract: Contract) -> dict[str, Any]:
+    """The document with parameter values and input defaults written as their typed values, so
+    that `"0.50"` and `0.5` (or `"0.0"` and `0`) are the same contract version."""
+    parameters = {p.name: p for p in contract.parameters}
+    inputs = {i.name: i for i in contract.inputs}
+    typed = dict(document)
+    typed["parameters"] = {
+        name: {
+            **spec,
+            "values": [
+                {**entry, "value": json_value(parameters[name].values[index].value)}
+                for index, entry in enumerate(spec["values"])
+            ],
+        }
+        for name, spec in document["parameters"].items()
+    }
+    typed["inputs"] = {
+        name: spec
+        if "default" not in spec
+        else {**spec, "default": json_value(inputs[name].default)}
+        for name, spec in document["inputs"].items()
+    }
+    return typed
 
 
 def scalar_value(kind: Scalar, raw: Any) -> Value:
