@@ -220,7 +220,14 @@ class _Checker:
                     f"{_suggest(node.function, FUNCTIONS)}; the functions are: {known}",
                 )
             return None
-        return getattr(self, f"call_{node.function}")(node)  # type: ignore[no-any-return]
+        checks = {
+            "min": self.call_min, "max": self.call_max, "clamp": self.call_clamp,
+            "abs": self.call_abs, "round": self.call_round,
+            "interpolate": self.call_interpolate, "bands": self.call_bands,
+            "lookup": self.call_lookup, "given": self.call_given, "sum": self.call_sum,
+            "count": self.call_count, "date": self.call_date,
+        }  # fmt: skip
+        return checks[node.function](node)
 
     def arity(self, node: Call, low: int, high: int | None) -> bool:
         count = len(node.args)

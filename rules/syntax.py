@@ -14,6 +14,7 @@ from pathlib import Path
 
 from lark import Lark, Token, Transformer_NonRecursive, UnexpectedInput, v_args
 from lark.exceptions import UnexpectedCharacters, UnexpectedEOF, UnexpectedToken
+from lark.tree import Meta
 
 from rules.errors import Problem, RuleError, Span
 
@@ -131,62 +132,63 @@ def _parser() -> Lark:
     return Lark(grammar, parser="lalr", propagate_positions=True, maybe_placeholders=False)
 
 
-def _span(meta_or_token: object) -> Span:
-    start = getattr(meta_or_token, "start_pos", 0) or 0
-    end = getattr(meta_or_token, "end_pos", start) or start
-    return Span(start, end)
+def _span(meta_or_token: Token | Meta) -> Span:
+    if isinstance(meta_or_token, Meta) and meta_or_token.empty:
+        return Span(0, 0)
+    start = meta_or_token.start_pos or 0
+    return Span(start, meta_or_token.end_pos or start)
 
 
 @v_args(meta=True)
 class _ToTree(Transformer_NonRecursive):  # type: ignore[type-arg]
     """Lark parse tree -> immutable expression tree; iterative, so depth cannot overflow Python."""
 
-    def number(self, meta: object, items: list[Token]) -> Number:
+    def number(self, meta: Meta, items: list[Token]) -> Number:
         return Number(str(items[0]), False, _span(items[0]))
 
-    def percent(self, meta: object, items: list[Token]) -> Number:
+    def percent(self, meta: Meta, items: list[Token]) -> Number:
         return Number(str(items[0])[:-1], True, _span(items[0]))
 
-    def text(self, meta: object, items: list[Token]) -> Text:
+    def text(self, meta: Meta, items: list[Token]) -> Text:
         return Text(str(items[0])[1:-1], _span(items[0]))
 
-    def true(self, meta: object, items: list[Token]) -> Boolean:
+    def true(self, meta: Meta, items: list[Token]) -> Boolean:
         return Boolean(True, _span(meta))
 
-    def false(self, meta: object, items: list[Token]) -> Boolean:
+    def false(self, meta: Meta, items: list[Token]) -> Boolean:
         return Boolean(False, _span(meta))
 
-    def name(self, meta: object, items: list[Token]) -> Name:
+    def name(self, meta: Meta, items: list[Token]) -> Name:
         return Name(str(items[0]), _span(items[0]))
 
-    def call(self, meta: object, items: list[Token | Expr]) -> Call:
+    def call(self, meta: Meta, items: list[Token | Expr]) -> Call:
         function, *args = items
         assert isinstance(function, Token)
         arguments = tuple(a for a in args if a is not None and not isinstance(a, Token))
         return Call(str(function), arguments, _span(meta), _span(function))
 
-    def sign(self, meta: object, items: list[Token | Expr]) -> Unary:
+    def sign(self, meta: Meta, items: list[Token | Expr]) -> Unary:
         return Unary(str(items[0]), items[1], _span(meta))  # type: ignore[arg-type]
 
-    def negate(self, meta: object, items: list[Expr]) -> Unary:
+    def negate(self, meta: Meta, items: list[Expr]) -> Unary:
         return Unary("not", items[0], _span(meta))
 
-    def arithmetic(self, meta: object, items: list[Token | Expr]) -> Binary:
+    def arithmetic(self, meta: Meta, items: list[Token | Expr]) -> Binary:
         left, op, right = items
         return Binary(str(op), left, right, _span(meta))  # type: ignore[arg-type]
 
     compare = arithmetic
 
-    def either(self, meta: object, items: list[Expr]) -> Binary:
+    def either(self, meta: Meta, items: list[Expr]) -> Binary:
         return Binary("or", items[0], items[1], _span(meta))
 
-    def both(self, meta: object, items: list[Expr]) -> Binary:
+    def both(self, meta: Meta, items: list[Expr]) -> Binary:
         return Binary("and", items[0], items[1], _span(meta))
 
-    def member_of(self, meta: object, items: list[Expr]) -> MemberOf:
+    def member_of(self, meta: Meta, items: list[Expr]) -> MemberOf:
         return MemberOf(items[0], tuple(items[1:]), _span(meta))
 
-    def conditional(self, meta: object, items: list[Expr]) -> Conditional:
+    def conditional(self, meta: Meta, items: list[Expr]) -> Conditional:
         return Conditional(items[0], items[1], items[2], _span(meta))
 
 
@@ -312,7 +314,7 @@ def _syntax_problem(source: str, error: UnexpectedInput) -> Problem:
     if isinstance(error, UnexpectedEOF):
         end = len(source)
         return Problem("", "the expression ends too early", source, Span(end, end + 1))
-    start = getattr(error, "pos_in_stream", None) or 0
+    start = error.pos_in_stream or 0
     return Problem("", str(error).splitlines()[0], source, Span(start, start + 1))
 
 
