@@ -7,7 +7,7 @@ BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 PURE_AND_TYPED := rules contracts outcomes settlement ledger
 
-.PHONY: demo test lint typecheck ci clean
+.PHONY: demo test lint typecheck ci bench clean
 
 # Reinstalled whenever pyproject.toml is newer than the stamp, so a new dependency reaches everyone.
 $(STAMP): pyproject.toml
@@ -29,6 +29,10 @@ typecheck: $(STAMP)
 	$(BIN)/mypy --strict $(PURE_AND_TYPED)
 
 ci: test lint typecheck
+
+# Benchmarks print ratios measured side by side in one run; they are not part of `make test`.
+bench: $(STAMP)
+	$(BIN)/python bench/rules_batch.py
 
 # Leaves settle.db alone: it is the embedded database, not a build product.
 clean:
