@@ -39,8 +39,21 @@ _ExactLoader.yaml_implicit_resolvers = {
 }
 
 
+MAX_DOCUMENT_CHARS = 2_000_000
+
+
 def read_text(text: str, *, name: str) -> Any:
     """The raw document in `text` (JSON when it starts with '{', else YAML)."""
+    if len(text) > MAX_DOCUMENT_CHARS:
+        raise RuleError(
+            [
+                Problem(
+                    name,
+                    f"the document is {len(text):,} characters long; the "
+                    f"limit is {MAX_DOCUMENT_CHARS:,}",
+                )
+            ]
+        )
     try:
         if text.lstrip().startswith("{"):
             return json.loads(text, parse_float=Decimal)

@@ -389,6 +389,7 @@ def _payment_json(payment: PaymentResult) -> dict[str, Any]:
 def _trace(evaluation: Evaluation) -> dict[str, Any]:
     contract = evaluation.version.contract
     policy = contract.rounding
+    parameters = {p.parameter.name: p for p in evaluation.parameters}
     return {
         "format": TRACE_FORMAT,
         "contract": {
@@ -434,6 +435,7 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
                 if q.case is None
                 else {"index": q.case, "when": q.definition.cases[q.case].when.source},
                 "used": _used_json(q.used),
+                "parameters": _parameters_used(q.used, parameters),
                 "rows": [
                     {"expression": expression, "values": [json_value(v) for v in per_row]}
                     for expression, per_row in q.rows
@@ -454,4 +456,20 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
         "payments_not_made": [
             {"name": name, "why": why} for name, why in evaluation.skipped_payments
         ],
+    }
+
+
+def _parameters_used(
+    used: tuple[tuple[str, Value], ...], parameters: Mapping[str, ResolvedParameter]
+) -> dict[str, Any]:
+    """The parameters a quantity read, each with where its value came from."""
+    return {
+        name: {
+            "value": json_value(found.value),
+            "source": found.source,
+            "effective": found.effective,
+            "reference": found.reference,
+        }
+        for name, _ in used
+        if (found := parameters.get(name)) is not None
     }

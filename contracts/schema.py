@@ -22,6 +22,9 @@ IDENTIFIER = validate.Regexp(
 )
 MODES = ("half_even", "half_up", "half_down", "down", "up", "floor", "ceiling")
 TYPE_NAMES = ("money", "rate", "count", "score", "date", "boolean", "text", "table", "rows")
+MAX_CLAUSES = 1000  # parameters, inputs or definitions in one document: bounds validation cost
+MAX_PAYMENTS = 100
+MAX_CASES = 50
 SCALAR_TYPE_NAMES = ("money", "rate", "count", "score", "date", "boolean", "text")
 
 
@@ -201,7 +204,7 @@ class DefinitionSchema(_Strict):
     description = fields.String(required=True, validate=validate.Length(min=1, max=500))
     reference = fields.String(load_default="")
     expr = fields.String(validate=validate.Length(min=1))
-    cases = fields.List(fields.Nested(CaseSchema))
+    cases = fields.List(fields.Nested(CaseSchema), validate=validate.Length(min=1, max=MAX_CASES))
     otherwise = fields.String(validate=validate.Length(min=1))
 
     @validates_schema
@@ -246,10 +249,20 @@ class ContractSchema(_Strict):
     )
     rounding = fields.Nested(RoundingSchema, required=True)
     parameters = fields.Dict(
-        keys=fields.String(validate=NAME), values=fields.Nested(ParameterSchema), load_default=dict
+        validate=validate.Length(max=MAX_CLAUSES),
+        keys=fields.String(validate=NAME),
+        values=fields.Nested(ParameterSchema),
+        load_default=dict,
     )
     inputs = fields.Dict(
-        keys=fields.String(validate=NAME), values=fields.Nested(InputSchema), load_default=dict
+        validate=validate.Length(max=MAX_CLAUSES),
+        keys=fields.String(validate=NAME),
+        values=fields.Nested(InputSchema),
+        load_default=dict,
     )
-    definitions = fields.List(fields.Nested(DefinitionSchema), required=True)
-    payments = fields.List(fields.Nested(PaymentSchema), load_default=list)
+    definitions = fields.List(
+        fields.Nested(DefinitionSchema), required=True, validate=validate.Length(max=MAX_CLAUSES)
+    )
+    payments = fields.List(
+        fields.Nested(PaymentSchema), load_default=list, validate=validate.Length(max=MAX_PAYMENTS)
+    )

@@ -77,9 +77,10 @@ class Scope:
 
 
 class _Checker:
-    def __init__(self, source: str, scope: Scope) -> None:
+    def __init__(self, source: str, scope: Scope, *, per_row: bool = False) -> None:
         self.source = source
         self.scope = scope
+        self.per_row = per_row  # inside sum()/count(): another one would cost rows x rows
         self.problems: list[Problem] = []
 
     def fail(self, span: Span, message: str) -> None:
@@ -368,6 +369,13 @@ class _Checker:
         return BOOLEAN
 
     def rows_argument(self, node: Call) -> Rows | None:
+        if self.per_row:
+            self.fail(
+                node.span,
+                f"{node.function}() cannot stand inside another sum() or "
+                "count(): its cost would grow with rows x rows; define it separately",
+            )
+            return None
         rows = self.check(node.args[0])
         if rows is not None and not isinstance(rows, Rows):
             self.fail(
@@ -385,7 +393,7 @@ class _Checker:
                 "or definition; rename one of them",
             )
             return None
-        inner = _Checker(self.source, self.scope.with_columns(rows.columns))
+        inner = _Checker(self.source, self.scope.with_columns(rows.columns), per_row=True)
         found = inner.check(node)
         self.problems.extend(inner.problems)
         return found
