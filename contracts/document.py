@@ -10,33 +10,82 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import re
 from collections.abc import Mapping
+from dataclasses import dataclass
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import rfc8785
 import yaml
-from marshmallow import ValidationError
+from marshmallow import Schema, ValidationError, fields, validate
 
-from contracts.schema import ContractSchema
+from contracts.numbers import DocumentError, exact_decimal, shown
+from contracts.schema import (
+    MAX_CLAUSES,
+    MAX_PAYMENTS,
+    NAME,
+    ContractSchema,
+    DefinitionSchema,
+    InputSchema,
+    ParameterSchema,
+    PaymentSchema,
+)
 from rules.errors import Problem, RuleError
 from rules.values import Bands, Keyed, Points, RowSet, Value
 
 
 class _ExactLoader(yaml.SafeLoader):
-    """YAML that reads decimals as Decimal and leaves dates as the text written."""
+    """YAML read as written: decimals as Decimal, only `true`/`false` as booleans, only plain
+    decimal integers as integers, dates and anything else as text, and no duplicate keys."""
 
 
-def _decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
-    return Decimal(str(loader.construct_scalar(node)).replace("_", ""))
+def _yaml_decimal(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> Decimal:
+    return exact_decimal(str(loader.construct_scalar(node)))
 
 
-_ExactLoader.add_constructor("tag:yaml.org,2002:float", _decimal)
-_ExactLoader.yaml_implicit_resolvers = {
-    first: [(tag, regexp) for tag, regexp in resolvers if tag != "tag:yaml.org,2002:timestamp"]
-    for first, resolvers in yaml.SafeLoader.yaml_implicit_resolvers.items()
-}
+def _yaml_int(loader: yaml.SafeLoader, node: yaml.ScalarNode) -> int:
+    return int(str(loader.construct_scalar(node)).replace("_", ""))
+
+
+def _yaml_mapping(loader: yaml.SafeLoader, node: yaml.MappingNode) -> dict[Any, Any]:
+    loader.flatten_mapping(node)
+    mapping: dict[Any, Any] = {}
+    for key_node, value_node in node.value:
+        key = loader.construct_object(key_node, deep=True)
+        if key in mapping:
+            line = key_node.start_mark.line + 1
+            raise DocumentError(f"line {line}: the key {shown(key)} appears twice in one mapping")
+        mapping[key] = loader.construct_object(value_node, deep=True)
+    return mapping
+
+
+_ExactLoader.add_constructor("tag:yaml.org,2002:float", _yaml_decimal)
+_ExactLoader.add_constructor("tag:yaml.org,2002:int", _yaml_int)
+_ExactLoader.add_constructor(yaml.resolver.BaseResolver.DEFAULT_MAPPING_TAG, _yaml_mapping)
+_ExactLoader.yaml_implicit_resolvers = {}
+for _tag, _pattern, _first in (
+    ("tag:yaml.org,2002:bool", r"^(?:true|True|TRUE|false|False|FALSE)$", "tTfF"),
+    ("tag:yaml.org,2002:null", r"^(?:~|null|Null|NULL|)$", "~nN"),
+    ("tag:yaml.org,2002:int", r"^[-+]?(?:0|[1-9][0-9_]*)$", "-+0123456789"),
+    ("tag:yaml.org,2002:float", r"^[-+]?(?:0|[1-9][0-9_]*)\.[0-9_]+$", "-+0123456789"),
+):
+    _ExactLoader.add_implicit_resolver(_tag, re.compile(_pattern), list(_first))
+_ExactLoader.add_implicit_resolver("tag:yaml.org,2002:null", re.compile(r"^$"), [""])
+
+
+def _json_object(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    mapping: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in mapping:
+            raise DocumentError(f"the key {shown(key)} appears twice in one object")
+        mapping[key] = value
+    return mapping
+
+
+def _json_constant(name: str) -> Any:
+    raise DocumentError(f"{name} is not a number Settle can hold exactly")
 
 
 MAX_DOCUMENT_CHARS = 2_000_000
@@ -56,8 +105,17 @@ def read_text(text: str, *, name: str) -> Any:
         )
     try:
         if text.lstrip().startswith("{"):
-            return json.loads(text, parse_float=Decimal)
+            return json.loads(
+                text,
+                parse_float=exact_decimal,
+                parse_constant=_json_constant,
+                object_pairs_hook=_json_object,
+            )
         return yaml.load(text, Loader=_ExactLoader)
+    except RecursionError:
+        raise RuleError([Problem(name, "the document is nested too deeply")]) from None
+    except DocumentError as error:
+        raise RuleError([Problem(name, str(error))]) from None
     except (ValueError, yaml.YAMLError) as error:
         raise RuleError([Problem(name, f"not readable as YAML or JSON: {error}")]) from None
 
@@ -71,23 +129,104 @@ def read_file(path: str | Path) -> Any:
     return read_text(text, name=str(path))
 
 
-def load_structure(raw: Any, *, name: str) -> dict[str, Any]:
-    """The document checked against the contract schema; every shape problem with its path."""
+@dataclass(frozen=True, slots=True)
+class Structure:
+    """A document's checked structure: what loaded, every shape problem, and the names of the
+    clauses set aside because their own shape is broken (the rest is still checked in full)."""
+
+    document: dict[str, Any] | None
+    problems: tuple[Problem, ...]
+    set_aside: frozenset[str]
+
+
+class _Shell(ContractSchema):
+    """The contract schema with its clause sections left raw, to be checked clause by clause."""
+
+    parameters = fields.Dict(
+        keys=fields.String(), values=fields.Raw(), load_default=dict,
+        validate=validate.Length(max=MAX_CLAUSES),
+    )  # fmt: skip
+    inputs = fields.Dict(
+        keys=fields.String(), values=fields.Raw(), load_default=dict,
+        validate=validate.Length(max=MAX_CLAUSES),
+    )  # fmt: skip
+    definitions = fields.List(
+        fields.Raw(), required=True, validate=validate.Length(max=MAX_CLAUSES)
+    )
+    payments = fields.List(
+        fields.Raw(), load_default=list, validate=validate.Length(max=MAX_PAYMENTS)
+    )
+
+
+_NAMED_SECTIONS: tuple[tuple[str, type[Schema]], ...] = (
+    ("parameters", ParameterSchema),
+    ("inputs", InputSchema),
+)
+_LISTED_SECTIONS: tuple[tuple[str, type[Schema]], ...] = (
+    ("definitions", DefinitionSchema),
+    ("payments", PaymentSchema),
+)
+
+
+def check_structure(raw: Any, *, name: str) -> Structure:
+    """Check the document's shape clause by clause, so one broken clause hides no other."""
     if not isinstance(raw, Mapping):
-        raise RuleError(
-            [
-                Problem(
-                    name,
-                    "a contract document is a mapping of sections (settle, id, title, parties, …)",
-                )
-            ]
-        )
+        message = "a contract document is a mapping of sections (settle, id, title, parties, …)"
+        return Structure(None, (Problem(name, message),), frozenset())
+    label = _contract_label(raw, name)
     try:
-        loaded: dict[str, Any] = ContractSchema().load(raw)
+        document: dict[str, Any] = _Shell().load(raw)
     except ValidationError as error:
-        problems = [Problem(path, message) for path, message in _flatten(error.messages, raw, ())]
-        raise RuleError(p.located(_contract_label(raw, name)) for p in problems) from None
+        problems = [Problem(path, text) for path, text in _flatten(error.messages, raw, ())]
+        return Structure(None, tuple(p.located(label) for p in problems), frozenset())
+    found: list[Problem] = []
+    set_aside: set[str] = set()
+    for section, schema in _NAMED_SECTIONS:
+        kept = {}
+        for key, item in document[section].items():
+            loaded = _load_clause(schema, item, (section, str(key)), found)
+            if not NAME.regex.match(key):
+                found.append(Problem(f"{section}.{key} (the name)", NAME.error))
+                loaded = None
+            if loaded is None:
+                set_aside.add(str(key))
+            else:
+                kept[key] = loaded
+        document[section] = kept
+    for section, schema in _LISTED_SECTIONS:
+        listed = []
+        for index, item in enumerate(document[section]):
+            step, _ = _step(document[section], index)
+            loaded = _load_clause(schema, item, (section, step), found)
+            if loaded is None:
+                if isinstance(item, Mapping) and isinstance(item.get("name"), str):
+                    set_aside.add(item["name"])
+            else:
+                listed.append(loaded)
+        document[section] = listed
+    return Structure(document, tuple(p.located(label) for p in found), frozenset(set_aside))
+
+
+def _load_clause(
+    schema: type[Schema], item: Any, path: tuple[str, ...], found: list[Problem]
+) -> dict[str, Any] | None:
+    if not isinstance(item, Mapping):
+        found.append(Problem(".".join(path), "must be a mapping of its keys"))
+        return None
+    try:
+        loaded: dict[str, Any] = schema().load(item)
+    except ValidationError as error:
+        found.extend(Problem(p, text) for p, text in _flatten(error.messages, item, path))
+        return None
     return loaded
+
+
+def load_structure(raw: Any, *, name: str) -> dict[str, Any]:
+    """The document checked against the contract schema; RuleError lists every shape problem."""
+    structure = check_structure(raw, name=name)
+    if structure.document is None or structure.problems:
+        raise RuleError(structure.problems)
+    return structure.document
 
 
 def _contract_label(raw: Mapping[str, Any], name: str) -> str:

@@ -6,7 +6,6 @@ Pure: values in, values out. The trace is the versioned JSON form a ledger entry
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -14,9 +13,11 @@ from typing import Any
 
 from contracts.document import canonical_json, content_hash, decimal_text, json_value
 from contracts.model import Clause, ContractVersion, Definition, Parameter, Period
+from contracts.numbers import shown
 from contracts.validate import value_of
+from rules.check import suggest
 from rules.errors import EvaluationError, Problem, RuleError
-from rules.evaluate import Environment, Reading, evaluate, round_decimal
+from rules.evaluate import Environment, Reading, RoundingError, evaluate, round_decimal
 from rules.types import Scalar
 from rules.values import Bands, Keyed, Points, RowSet, Value
 
@@ -72,7 +73,12 @@ class Evaluation:
     skipped_payments: tuple[tuple[str, str], ...]  # name, why not made
 
     def quantity(self, name: str) -> Value:
-        return next(q.value for q in self.quantities if q.definition.name == name)
+        """The value of the definition `name`; KeyError names the definitions there are."""
+        for quantity in self.quantities:
+            if quantity.definition.name == name:
+                return quantity.value
+        known = ", ".join(q.definition.name for q in self.quantities)
+        raise KeyError(f"no quantity '{name}'; the quantities are: {known}")
 
     def trace(self) -> dict[str, Any]:
         """The explanation of every number, as a JSON value (format settle.trace/v1)."""
@@ -152,24 +158,23 @@ def _resolve_parameters(
 ) -> tuple[ResolvedParameter, ...]:
     contract = version.contract
     by_name = {p.name: p for p in contract.parameters}
-    problems = [
-        Problem(f"parameters.{name}", f"unknown parameter '{name}'" + _suggestion(name, by_name))
-        for name in overrides
-        if name not in by_name
-    ]
+    problems = _unknown_names("parameter", overrides, by_name)
     resolved: list[ResolvedParameter] = []
     values: dict[str, Value] = {}
+    failed_evaluation = False
     for parameter in contract.parameters:
         try:
             found = _resolve_parameter(parameter, overrides, period, values)
         except RuleError as error:
+            failed_evaluation |= isinstance(error, EvaluationError)
             problems.extend(error.problems)
             continue
         if found is not None:
             resolved.append(found)
             values[parameter.name] = found.value
     if problems:
-        raise RuleError(p.located(f"contract {contract.id}") for p in problems)
+        error_type = EvaluationError if failed_evaluation else RuleError
+        raise error_type(p.located(f"contract {contract.id}") for p in problems)
     return tuple(resolved)
 
 
@@ -182,13 +187,14 @@ def _resolve_parameter(
             value = value_of(parameter.type, overrides[parameter.name])
         except ValueError as error:
             raise RuleError(
-                [Problem(where, f"override {overrides[parameter.name]!r}: {error}")]
+                [Problem(where, f"override {shown(overrides[parameter.name])}: {error}")]
             ) from None
         if parameter.one_of and value not in parameter.one_of:
             raise RuleError(
                 [
                     Problem(
-                        where, f"{value!r} is not one of " + ", ".join(map(repr, parameter.one_of))
+                        where,
+                        f"{shown(value)} is not one of " + ", ".join(map(repr, parameter.one_of)),
                     )
                 ]
             )
@@ -224,11 +230,7 @@ def _resolve_inputs(
 ) -> tuple[tuple[tuple[str, Value | None, str], ...], list[str]]:
     contract = version.contract
     declared = {i.name: i for i in contract.inputs}
-    problems = [
-        Problem(f"inputs.{name}", f"unknown input '{name}'" + _suggestion(name, declared))
-        for name in given
-        if name not in declared
-    ]
+    problems = _unknown_names("input", given, declared)
     resolved: list[tuple[str, Value | None, str]] = []
     not_given: list[str] = []
     for item in contract.inputs:
@@ -322,7 +324,12 @@ def _payments(
         assert isinstance(unrounded, Decimal)
         for name in amount_reading.names:
             reading.read(name)
-        amount = round_decimal(unrounded, policy.payment_places, policy.payment_mode)
+        try:
+            amount = round_decimal(unrounded, policy.payment_places, policy.payment_mode)
+        except RoundingError as error:
+            where = f"payments.{payment.name}.amount"
+            source, span = payment.amount.source, payment.amount.expr.span
+            raise EvaluationError([Problem(where, str(error), source, span)]) from None
         if amount < 0:
             raise EvaluationError(
                 [
@@ -357,9 +364,13 @@ def _payments(
     return tuple(made), tuple(skipped)
 
 
-def _suggestion(name: str, known: Mapping[str, object]) -> str:
-    close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
-    return f" (did you mean '{close[0]}'?)" if close else ""
+def _unknown_names(kind: str, given: Mapping[str, Any], known: Mapping[str, Any]) -> list[Problem]:
+    """A problem for each given name the contract does not declare: nothing is silently ignored."""
+    return [
+        Problem(f"{kind}s.{name}", f"unknown {kind} '{name}'" + suggest(name, known))
+        for name in given
+        if name not in known
+    ]
 
 
 def _used_json(used: tuple[tuple[str, Value], ...]) -> dict[str, Any]:

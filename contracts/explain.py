@@ -115,9 +115,10 @@ def show(value: Value, kind: Type | None, currency: str) -> str:
         return f'"{value}"'
     if isinstance(value, Decimal):
         if kind == MONEY:
-            exponent = value.as_tuple().exponent
-            whole = isinstance(exponent, int) and exponent > -2
-            cents = value.quantize(Decimal("0.01")) if whole else value
+            cents = Decimal(decimal_text(value))  # no trailing zeros, then at least the cents
+            exponent = cents.as_tuple().exponent
+            if isinstance(exponent, int) and exponent > -2:
+                cents = cents.quantize(Decimal("0.01"))
             return f"{_grouped(cents, keep_zeros=True)} {currency}"
         text = _grouped(value)
         if kind == RATE:

@@ -7,12 +7,15 @@ values are checked by `contracts.validate`, which reports the same kind of path.
 from __future__ import annotations
 
 import datetime as dt
-from decimal import Decimal, InvalidOperation
+from decimal import Decimal
 from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
+from contracts.numbers import DocumentError, exact_decimal, iso_date, shown
+
 FORMAT = "settle.contract/v1"
+MAX_VALUE_DIGITS = 28
 NAME = validate.Regexp(
     r"^[a-z][a-z0-9_]{0,62}$",
     error="must be a lower-case name: letters, digits and _, starting with a letter",
@@ -36,7 +39,8 @@ class DecimalText(fields.Field):  # type: ignore[type-arg]
 
 
 def parse_decimal(value: Any) -> Decimal:
-    if isinstance(value, (bool, float)):
+    """A document's number: a decimal string or an integer (or a YAML decimal), never a float."""
+    if isinstance(value, bool | float):
         raise ValidationError(
             'write decimal numbers as strings, such as "0.5" (a float cannot hold money exactly)'
         )
@@ -44,19 +48,17 @@ def parse_decimal(value: Any) -> Decimal:
         number = value
     elif isinstance(value, int):
         number = Decimal(value)
-    elif isinstance(value, str) and value.strip() == value and value:
+    elif isinstance(value, str):
         try:
-            number = Decimal(value.replace("_", ""))
-        except InvalidOperation:
-            raise ValidationError(f"not a decimal number: {value!r}") from None
-        if "e" in value.lower() or "n" in value.lower():
-            raise ValidationError(f"write the number out in full, without exponent: {value!r}")
+            number = exact_decimal(value)
+        except DocumentError:
+            raise ValidationError(
+                f"not a decimal number written out in full: {shown(value)}"
+            ) from None
     else:
-        raise ValidationError(f"not a decimal number: {value!r}")
-    if not number.is_finite():
-        raise ValidationError(f"not a finite number: {value!r}")
-    if len(number.as_tuple().digits) > 28:
-        raise ValidationError("more than 28 digits")
+        raise ValidationError(f"not a decimal number: {shown(value)}")
+    if len(number.as_tuple().digits) > MAX_VALUE_DIGITS:
+        raise ValidationError(f"more than {MAX_VALUE_DIGITS} digits: {shown(value)}")
     return number
 
 
@@ -64,14 +66,10 @@ class IsoDate(fields.Field):  # type: ignore[type-arg]
     """A calendar date written YYYY-MM-DD."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.date:
-        if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
-            return value
-        if isinstance(value, str) and len(value) == 10:
-            try:
-                return dt.date.fromisoformat(value)
-            except ValueError:
-                pass
-        raise ValidationError(f"not a date (YYYY-MM-DD): {value!r}")
+        date = iso_date(value)
+        if date is not None:
+            return date
+        raise ValidationError(f"not a date (YYYY-MM-DD): {shown(value)}")
 
 
 class AnyValue(fields.Field):  # type: ignore[type-arg]

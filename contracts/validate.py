@@ -6,7 +6,7 @@ error, cycle and forward reference is reported together, each with its clause pa
 
 from __future__ import annotations
 
-import datetime as dt
+import graphlib
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from contracts.document import canonical_json, content_hash, json_value, load_structure, read_file
+from contracts.document import canonical_json, check_structure, content_hash, json_value, read_file
 from contracts.model import (
     Aggregate,
     Case,
@@ -30,6 +30,7 @@ from contracts.model import (
     Period,
     RoundingPolicy,
 )
+from contracts.numbers import iso_date, shown
 from contracts.schema import parse_decimal
 from outcomes.catalog import EVENT_FIELDS, MEASURES, MEASURES_WITH_FIELD
 from rules.check import FUNCTIONS, Scope, check
@@ -73,14 +74,14 @@ def check_contract(
     raw: Any, *, name: str = "contract"
 ) -> tuple[ContractVersion | None, tuple[Problem, ...]]:
     """The contract version, or None and every problem found (each with its path)."""
-    try:
-        document = load_structure(raw, name=name)
-    except RuleError as error:
-        return None, error.problems
-    builder = _Builder(document)
+    structure = check_structure(raw, name=name)
+    document = structure.document
+    if document is None:
+        return None, structure.problems
+    builder = _Builder(document, structure.set_aside)
     contract = builder.build()
     label = f"contract {document['id']}"
-    problems = tuple(p.located(label) for p in builder.problems)
+    problems = structure.problems + tuple(p.located(label) for p in builder.problems)
     if problems:
         return None, problems
     canonical = canonical_json(_with_typed_values(document, contract))
@@ -120,21 +121,19 @@ def scalar_value(kind: Scalar, raw: Any) -> Value:
         except ValidationError as error:
             raise ValueError(" ".join(str(m) for m in error.messages)) from None
         if kind == COUNT and number != number.to_integral_value():
-            raise ValueError(f"a count is a whole number, not {raw!r}")
+            raise ValueError(f"a count is a whole number, not {shown(raw)}")
         return number
     if kind == BOOLEAN:
         if not isinstance(raw, bool):
-            raise ValueError(f"expected true or false, not {raw!r}")
+            raise ValueError(f"expected true or false, not {shown(raw)}")
         return raw
     if kind == DATE:
-        if isinstance(raw, str) and len(raw) == 10:
-            try:
-                return dt.date.fromisoformat(raw)
-            except ValueError:
-                pass
-        raise ValueError(f"expected a date YYYY-MM-DD, not {raw!r}")
+        date = iso_date(raw)
+        if date is None:
+            raise ValueError(f"expected a date YYYY-MM-DD, not {shown(raw)}")
+        return date
     if not isinstance(raw, str):
-        raise ValueError(f"expected text, not {raw!r}")
+        raise ValueError(f"expected text, not {shown(raw)}")
     return raw
 
 
@@ -182,25 +181,31 @@ def table_value(kind: Type, raw: Any) -> Value:
     assert isinstance(kind, KeyedTable)
     if not isinstance(raw, Mapping) or not raw:
         raise ValueError("a keyed table maps each key to a row of columns")
-    rows = []
-    for key, row in raw.items():
-        if not isinstance(row, Mapping) or set(row) != {c for c, _ in kind.columns}:
-            wanted = ", ".join(c for c, _ in kind.columns)
-            raise ValueError(f"row '{key}' must have exactly the columns {wanted}")
-        cells = []
-        for column, column_type in kind.columns:
-            try:
-                cells.append((column, scalar_value(column_type, row[column])))
-            except ValueError as error:
-                raise ValueError(f"row '{key}', column '{column}': {error}") from None
-        rows.append((str(key), tuple(cells)))
-    return Keyed(tuple(rows))
+    return Keyed(
+        tuple((str(key), _cells(kind.columns, row, f"row '{key}'")) for key, row in raw.items())
+    )
+
+
+def _cells(
+    columns: tuple[tuple[str, Scalar], ...], row: Any, label: str
+) -> tuple[tuple[str, Value], ...]:
+    """One row's cells, typed by its columns; the row must have exactly those columns."""
+    if not isinstance(row, Mapping) or set(row) != {c for c, _ in columns}:
+        wanted = ", ".join(c for c, _ in columns)
+        raise ValueError(f"{label} must have exactly the columns {wanted}")
+    cells = []
+    for column, column_type in columns:
+        try:
+            cells.append((column, scalar_value(column_type, row[column])))
+        except ValueError as error:
+            raise ValueError(f"{label}, column '{column}': {error}") from None
+    return tuple(cells)
 
 
 def _number(kind: Scalar, raw: Any) -> Decimal:
     value = scalar_value(kind, raw)
     if not isinstance(value, Decimal):
-        raise ValueError(f"table cells here are numbers ({kind}), not {raw!r}")
+        raise ValueError(f"table cells here are numbers ({kind}), not {shown(raw)}")
     return value
 
 
@@ -208,19 +213,9 @@ def rows_value(kind: Rows, raw: Any) -> Value:
     """Row-set input values: a list of objects with exactly the declared columns."""
     if not isinstance(raw, list):
         raise ValueError("rows are a list of objects, one per row")
-    rows = []
-    for position, row in enumerate(raw, start=1):
-        if not isinstance(row, Mapping) or set(row) != {c for c, _ in kind.columns}:
-            wanted = ", ".join(c for c, _ in kind.columns)
-            raise ValueError(f"row {position} must have exactly the columns {wanted}")
-        cells = []
-        for column, column_type in kind.columns:
-            try:
-                cells.append((column, scalar_value(column_type, row[column])))
-            except ValueError as error:
-                raise ValueError(f"row {position}, column '{column}': {error}") from None
-        rows.append(tuple(cells))
-    return RowSet(tuple(rows))
+    return RowSet(
+        tuple(_cells(kind.columns, row, f"row {number}") for number, row in enumerate(raw, 1))
+    )
 
 
 def value_of(kind: Type, raw: Any) -> Value:
@@ -232,14 +227,24 @@ def value_of(kind: Type, raw: Any) -> Value:
 
 
 class _Builder:
-    def __init__(self, document: dict[str, Any]) -> None:
+    def __init__(self, document: dict[str, Any], set_aside: frozenset[str] = frozenset()) -> None:
         self.document = document
+        self.set_aside = set_aside  # names of clauses with a broken shape: known, not checked
         self.problems: list[Problem] = []
         self.types: dict[str, Type] = {}
         self.kinds: dict[str, str] = {}  # name -> "parameter" | "input" | "definition"
 
     def fail(self, where: str, message: str) -> None:
         self.problems.append(Problem(where, message))
+
+    def _scope(
+        self,
+        types: Mapping[str, Type],
+        optional: frozenset[str] = frozenset(),
+        unavailable: Mapping[str, str] | None = None,
+    ) -> Scope:
+        unchecked = self.set_aside - set(types)
+        return Scope(types, optional, unavailable or {}, unchecked)
 
     def build(self) -> Contract:
         document = self.document
@@ -336,7 +341,7 @@ class _Builder:
             if "default" in spec:
                 others = {n: self.types[n] for n in declared if n != name}
                 default = self._clause(
-                    f"parameters.{name}.default", spec["default"], Scope(others), kind
+                    f"parameters.{name}.default", spec["default"], self._scope(others), kind
                 )
             built[name] = Parameter(
                 name,
@@ -354,19 +359,15 @@ class _Builder:
         graph = {
             name: self._references(spec.get("default"), declared) for name, spec in declared.items()
         }
-        cycle = _find_cycle(graph)
-        if cycle:
+        cycles = _find_cycles(graph)
+        for cycle in cycles:
             self.fail(
                 f"parameters.{cycle[0]}.default",
                 "parameter defaults refer to each other in a cycle: " + " -> ".join(cycle),
             )
+        if cycles:
             return list(declared)
-        order: list[str] = []
-        while len(order) < len(graph):
-            for name in graph:
-                if name not in order and all(d in order for d in graph[name]):
-                    order.append(name)
-        return order
+        return list(graphlib.TopologicalSorter(graph).static_order())
 
     @staticmethod
     def _references(source: str | None, names: Mapping[str, Any]) -> tuple[str, ...]:
@@ -389,7 +390,7 @@ class _Builder:
             return None
         one_of = spec.get("one_of")
         if one_of is not None and value not in one_of:
-            self.fail(where, f"{value!r} is not one of {', '.join(map(repr, one_of))}")
+            self.fail(where, f"{shown(value)} is not one of {', '.join(map(repr, one_of))}")
         return ParameterValue(value, entry["effective"], entry["reference"])
 
     def _inputs(self) -> tuple[Input, ...]:
@@ -438,7 +439,7 @@ class _Builder:
             where_clause = self._clause(
                 f"{where}.where",
                 spec["where"],
-                Scope({**self._parameter_types(), **fields}),
+                self._scope({**self._parameter_types(), **fields}),
                 BOOLEAN,
             )
         cap = spec.get("per_person_cap")
@@ -524,8 +525,7 @@ class _Builder:
         specs = self.document["definitions"]
         names = [spec["name"] for spec in specs]
         graph = {spec["name"]: self._definition_references(spec, names) for spec in specs}
-        cycle = _find_cycle(graph)
-        if cycle:
+        for cycle in _find_cycles(graph):
             self.fail(
                 f"definitions.{cycle[0]}",
                 "definitions refer to each other in a cycle: " + " -> ".join(cycle),
@@ -540,7 +540,7 @@ class _Builder:
                 for n in names[position + 1 :]
             }
             later[name] = f"'{name}' cannot refer to itself"
-            scope = Scope(dict(self.types), optional, later)
+            scope = self._scope(dict(self.types), optional, later)
             kind = SCALARS[spec["type"]]
             built.append(self._definition(spec, scope, kind))
             self.types[name] = kind
@@ -582,7 +582,7 @@ class _Builder:
         )
 
     def _payments(self, roles: set[str]) -> tuple[Payment, ...]:
-        scope = Scope(dict(self.types), frozenset(self._declared_inputs()))
+        scope = self._scope(dict(self.types), frozenset(self._declared_inputs()))
         self._check_unique(
             [p["name"] for p in self.document["payments"]], "payments", "payment name"
         )
@@ -608,9 +608,11 @@ class _Builder:
         return tuple(built)
 
 
-def _find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
-    """A cycle as a path [a, b, …, a], or None; iterative depth-first search."""
+def _find_cycles(graph: Mapping[str, tuple[str, ...]]) -> list[list[str]]:
+    """Every distinct cycle met by an iterative depth-first search, each as a path [a, b, …, a]."""
     state: dict[str, int] = {}  # 1 = on the current path, 2 = done
+    cycles: list[list[str]] = []
+    seen: set[frozenset[str]] = set()
     for root in graph:
         if state.get(root):
             continue
@@ -623,9 +625,12 @@ def _find_cycle(graph: Mapping[str, tuple[str, ...]]) -> list[str] | None:
                 state[path.pop()] = 2
                 iterators.pop()
             elif nxt in graph and state.get(nxt) == 1:
-                return [*path[path.index(nxt) :], nxt]
+                cycle = [*path[path.index(nxt) :], nxt]
+                if frozenset(cycle) not in seen:
+                    seen.add(frozenset(cycle))
+                    cycles.append(cycle)
             elif nxt in graph and not state.get(nxt):
                 state[nxt] = 1
                 path.append(nxt)
                 iterators.append(iter(graph[nxt]))
-    return None
+    return cycles

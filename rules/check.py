@@ -71,9 +71,11 @@ class Scope:
     types: Mapping[str, Type]
     optional: frozenset[str] = frozenset()
     unavailable: Mapping[str, str] = field(default_factory=dict)  # name -> why it cannot be used
+    unchecked: frozenset[str] = frozenset()  # names whose own clause is broken: no cascade
 
     def with_columns(self, columns: tuple[tuple[str, Type], ...]) -> Scope:
-        return Scope({**self.types, **dict(columns)}, self.optional, self.unavailable)
+        types = {**self.types, **dict(columns)}
+        return Scope(types, self.optional, self.unavailable, self.unchecked)
 
 
 class _Checker:
@@ -124,6 +126,8 @@ class _Checker:
             self.fail(node.span, self.scope.unavailable[node.name])
             return None
         found = self.scope.types.get(node.name)
+        if found is None and node.name in self.scope.unchecked:
+            return None  # its own clause's problem is already reported
         if found is None:
             if node.name in FUNCTIONS:
                 self.fail(
@@ -132,7 +136,7 @@ class _Checker:
                 )
             else:
                 self.fail(
-                    node.span, f"unknown name '{node.name}'{_suggest(node.name, self.scope.types)}"
+                    node.span, f"unknown name '{node.name}'{suggest(node.name, self.scope.types)}"
                 )
         return found
 
@@ -218,7 +222,7 @@ class _Checker:
                 self.fail(
                     node.name_span,
                     f"unknown function '{node.function}'"
-                    f"{_suggest(node.function, FUNCTIONS)}; the functions are: {known}",
+                    f"{suggest(node.function, FUNCTIONS)}; the functions are: {known}",
                 )
             return None
         checks = {
@@ -355,7 +359,7 @@ class _Checker:
             names = dict(table.columns)
             self.fail(
                 column.span,
-                f"the table has no column '{column.value}'{_suggest(column.value, names)}",
+                f"the table has no column '{column.value}'{suggest(column.value, names)}",
             )
         return found
 
@@ -445,7 +449,8 @@ def _count_words(low: int, high: int | None) -> str:
     return f"{low} to {high} arguments"
 
 
-def _suggest(name: str, known: Mapping[str, object]) -> str:
+def suggest(name: str, known: Mapping[str, object]) -> str:
+    """A hint naming the nearest known name (\" (did you mean 'x'?)\"), or nothing."""
     close = difflib.get_close_matches(name, list(known), n=1, cutoff=0.6)
     return f" (did you mean '{close[0]}'?)" if close else ""
 

@@ -47,10 +47,20 @@ ROUNDING = {
 }
 
 
+class RoundingError(ValueError):
+    """A value with more digits at the asked places than the arithmetic holds."""
+
+
 def round_decimal(value: Decimal, places: int, mode: str) -> Decimal:
     """`value` to `places` decimals by the named mode (half_even, half_up, down, …)."""
     with decimal.localcontext(ARITHMETIC):
-        return value.quantize(Decimal(1).scaleb(-places), rounding=ROUNDING[mode])
+        try:
+            return value.quantize(Decimal(1).scaleb(-places), rounding=ROUNDING[mode])
+        except decimal.InvalidOperation:
+            raise RoundingError(
+                f"{value:.6E} has more than {ARITHMETIC.prec} digits at {places} decimal "
+                "places: too large to round"
+            ) from None
 
 
 @dataclass(frozen=True, slots=True)
@@ -80,9 +90,9 @@ def evaluate(source: str, expr: Expr, environment: Environment) -> tuple[Value, 
     with decimal.localcontext(ARITHMETIC):
         try:
             value = evaluator.value(expr, environment.values)
-        except decimal.Overflow:
+        except (decimal.Overflow, decimal.InvalidOperation):
             raise EvaluationError(
-                [Problem("", "a result is too large", source, expr.span)]
+                [Problem("", "a result is too large to hold exactly", source, expr.span)]
             ) from None
     return value, evaluator.reading
 
@@ -197,7 +207,10 @@ class _Evaluator:
         assert isinstance(places, Number)
         mode = node.args[2].value if len(node.args) == 3 else self.environment.rounding_mode  # type: ignore[union-attr]
         assert isinstance(mode, str)
-        return round_decimal(x, int(places.value), mode)
+        try:
+            return round_decimal(x, int(places.value), mode)
+        except RoundingError as error:
+            raise self.fail(node.span, str(error)) from None
 
     def lookup(self, node: Call, scope: Mapping[str, Value]) -> Value:
         table, key = self.value(node.args[0], scope), self.value(node.args[1], scope)

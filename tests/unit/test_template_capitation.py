@@ -1,9 +1,9 @@
 """The ACO REACH style capitation template (contracts/templates/capitation.yaml), worked by hand.
 
 Unless a test says otherwise the ACO has a benchmark of $1,000 PMPM x 10,000 member months x risk
-score 1 = $10,000,000, no capitation and a total quality score of 1, in PY2025. Its performance
-benchmark is then 10,000,000 x (1 - 3.5% - 2%) = 9,450,000 under Global and
-10,000,000 x (1 - 0% - 2%) = 9,800,000 under Professional. Every expected number is worked by hand.
+score 1 = $10,000,000, no capitation and a total quality score of 0 (nothing of the withhold earned
+back), in PY2025. Its performance benchmark is then 10,000,000 x (1 - 3.5% - 2%) = 9,450,000 under
+Global and 10,000,000 x (1 - 0% - 2%) = 9,800,000 under Professional. Every expected number is worked by hand.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def _settle(
     capitation_pmpm: str = "0",
     member_months: int = 10_000,
     risk_score: str = "1",
-    total_quality_score: str = "1",
+    total_quality_score: str = "0",
 ) -> Evaluation:
     return evaluate_contract(
         _capitation(),
@@ -159,17 +159,19 @@ def test_savings_past_the_last_professional_corridor_keep_5_percent_of_the_exces
     assert evaluation.quantity("shared_savings") == Decimal("514500")
 
 
-def test_the_quality_withhold_is_2_percent_of_the_benchmark_and_earned_back_by_the_score() -> None:
-    """Withhold 0.02 x 10,000,000 = 200,000; a total quality score of 0.85 earns back
-    0.85 x 200,000 = 170,000, paid on its own. The performance benchmark keeps the whole
-    withhold out: 10,000,000 - 0 - 200,000 = 9,800,000; spending equal to it shares nothing."""
+def test_the_earned_back_withhold_enters_the_benchmark_before_the_corridors() -> None:
+    """cms-methods 3.1: reconciliation benchmark = B x (1 - discount) - withhold + earned back.
+    Withhold 0.02 x 10,000,000 = 200,000; a total quality score of 0.85 earns back
+    0.85 x 200,000 = 170,000, so the performance benchmark is 10,000,000 - 200,000 + 170,000 =
+    9,970,000. Spending 9,800,000 saves 170,000 (s = 1.7%), and a Professional ACO keeps 50% of
+    it in the first corridor: 85,000.00."""
     evaluation = _settle("professional", "9800000", total_quality_score="0.85")
 
     assert evaluation.quantity("quality_withhold") == Decimal("200000")
     assert evaluation.quantity("quality_earn_back") == Decimal("170000")
-    assert evaluation.quantity("performance_benchmark") == Decimal("9800000")
+    assert evaluation.quantity("performance_benchmark") == Decimal("9970000")
     assert _paid(evaluation) == {
-        "quality_earn_back_payment": ("payer", "provider", Decimal("170000.00"))
+        "shared_savings_payment": ("payer", "provider", Decimal("85000.00"))
     }
 
 
@@ -225,15 +227,15 @@ def test_capitation_is_the_pmpm_times_member_months_times_the_risk_score() -> No
 
 def test_for_a_global_aco_inside_the_first_corridor_capitation_is_an_advance_on_savings() -> None:
     """Fee-for-service spending 8,000,000 against 9,450,000. Without capitation the ACO gets
-    savings 1,450,000 (s = 15.3%, all kept) plus 200,000 earned back = 1,650,000. With 50 PMPM
-    (500,000) of capitation its savings fall to 950,000: 500,000 + 200,000 + 950,000 = 1,650,000."""
+    savings 1,450,000 (s = 15.3%, all kept). With 50 PMPM (500,000) of capitation its savings
+    fall to 950,000: 500,000 + 950,000 = 1,450,000."""
     without = _settle("global", "8000000")
     with_capitation = _settle("global", "8000000", capitation_pmpm="50")
 
     assert without.quantity("shared_savings") == Decimal("1450000")
     assert with_capitation.quantity("shared_savings") == Decimal("950000")
-    assert without.quantity("net_to_provider") == Decimal("1650000")
-    assert with_capitation.quantity("net_to_provider") == Decimal("1650000")
+    assert without.quantity("net_to_provider") == Decimal("1450000")
+    assert with_capitation.quantity("net_to_provider") == Decimal("1450000")
 
 
 @settings(max_examples=60, deadline=None)
