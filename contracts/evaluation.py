@@ -115,10 +115,29 @@ def evaluate_contract(
     """
     contract = version.contract
     label = f"contract {contract.id}"
-    chosen = _period(version, period)
-    resolved = _resolve_parameters(version, parameters, chosen)
-    values: dict[str, Value] = {p.parameter.name: p.value for p in resolved}
-    given, not_given = _resolve_inputs(version, inputs, values)
+    problems: list[Problem] = []  # every problem in the arguments, reported together
+    chosen = contract.periods[0]
+    resolved: tuple[ResolvedParameter, ...] = ()
+    given: tuple[tuple[str, Value | None, str], ...] = ()
+    not_given: list[str] = []
+    values: dict[str, Value] = {}
+    try:
+        chosen = _period(version, period)
+    except RuleError as error:
+        problems.extend(p.located(label) for p in error.problems)
+    try:
+        resolved = _resolve_parameters(version, parameters, chosen)
+    except EvaluationError:
+        raise
+    except RuleError as error:
+        problems.extend(error.problems)
+    values.update((p.parameter.name, p.value) for p in resolved)
+    try:
+        given, not_given = _resolve_inputs(version, inputs, values)
+    except RuleError as error:
+        problems.extend(error.problems)
+    if problems:
+        raise RuleError(problems)
     environment = Environment(values, frozenset(not_given), contract.rounding.mode)
     quantities = []
     for definition in contract.definitions:
@@ -164,7 +183,7 @@ def _resolve_parameters(
     failed_evaluation = False
     for parameter in contract.parameters:
         try:
-            found = _resolve_parameter(parameter, overrides, period, values)
+            found = _resolve_parameter(parameter, overrides, period, values, contract.rounding.mode)
         except RuleError as error:
             failed_evaluation |= isinstance(error, EvaluationError)
             problems.extend(error.problems)
@@ -179,7 +198,11 @@ def _resolve_parameters(
 
 
 def _resolve_parameter(
-    parameter: Parameter, overrides: Mapping[str, Any], period: Period, values: Mapping[str, Value]
+    parameter: Parameter,
+    overrides: Mapping[str, Any],
+    period: Period,
+    values: Mapping[str, Value],
+    rounding_mode: str,
 ) -> ResolvedParameter | None:
     where = f"parameters.{parameter.name}"
     if parameter.name in overrides:
@@ -209,7 +232,7 @@ def _resolve_parameter(
             in_force.reference,
         )
     if parameter.default is not None:
-        value, reading = _run(parameter.default, Environment(values))
+        value, reading = _run(parameter.default, Environment(values, rounding_mode=rounding_mode))
         return ResolvedParameter(
             parameter, value, "default", "", parameter.reference, _used(reading, values)
         )

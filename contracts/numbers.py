@@ -9,8 +9,11 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+import reprlib
 from decimal import Decimal
 from typing import Any
+
+from rules.values import iso_date
 
 _DECIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]+)?$")
 
@@ -28,19 +31,20 @@ def exact_decimal(text: str) -> Decimal:
     return Decimal(text.replace("_", ""))
 
 
+_SHORT = reprlib.Repr()  # keyword arguments to Repr() need Python 3.12
+_SHORT.maxlevel, _SHORT.maxdict, _SHORT.maxlist, _SHORT.maxtuple = 2, 4, 4, 4
+_SHORT.maxstring = _SHORT.maxother = 50
+
+
 def shown(value: Any, limit: int = 60) -> str:
-    """A value for a message, cut short: a hostile value must not make a hostile message."""
-    text = repr(value)
+    """A value for a message, cut short without printing it whole first: a hostile value (a YAML
+    "billion laughs") must not make a hostile message, nor a slow one."""
+    text = _SHORT.repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
 
 
-def iso_date(value: Any) -> dt.date | None:
+def date_value(value: Any) -> dt.date | None:
     """A date written YYYY-MM-DD (or already a date), else None."""
     if isinstance(value, dt.date) and not isinstance(value, dt.datetime):
         return value
-    if isinstance(value, str) and len(value) == 10:
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:
-            return None
-    return None
+    return iso_date(value) if isinstance(value, str) else None

@@ -12,7 +12,7 @@ from typing import Any
 
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
-from contracts.numbers import DocumentError, exact_decimal, iso_date, shown
+from contracts.numbers import DocumentError, date_value, exact_decimal, shown
 
 FORMAT = "settle.contract/v1"
 MAX_VALUE_DIGITS = 28
@@ -57,7 +57,15 @@ def parse_decimal(value: Any) -> Decimal:
             ) from None
     else:
         raise ValidationError(f"not a decimal number: {shown(value)}")
-    if len(number.as_tuple().digits) > MAX_VALUE_DIGITS:
+    if not number.is_finite():
+        raise ValidationError(f"not a finite number: {shown(value)}")
+    exponent = number.as_tuple().exponent
+    assert isinstance(exponent, int)
+    if exponent > 0:  # Decimal("1E+400"), from a caller's own JSON parse: 401 digits written
+        raise ValidationError(f"write the number out in full, without an exponent: {shown(value)}")
+    written_digits = len(number.as_tuple().digits) + max(exponent, 0)
+    if written_digits > MAX_VALUE_DIGITS or exponent < -MAX_VALUE_DIGITS:
+        # A Decimal such as 1E+400 (from a caller's own JSON parse) would be 401 digits written.
         raise ValidationError(f"more than {MAX_VALUE_DIGITS} digits: {shown(value)}")
     return number
 
@@ -66,7 +74,7 @@ class IsoDate(fields.Field):  # type: ignore[type-arg]
     """A calendar date written YYYY-MM-DD."""
 
     def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> dt.date:
-        date = iso_date(value)
+        date = date_value(value)
         if date is not None:
             return date
         raise ValidationError(f"not a date (YYYY-MM-DD): {shown(value)}")

@@ -30,10 +30,10 @@ from contracts.model import (
     Period,
     RoundingPolicy,
 )
-from contracts.numbers import iso_date, shown
+from contracts.numbers import date_value, shown
 from contracts.schema import parse_decimal
 from outcomes.catalog import EVENT_FIELDS, MEASURES, MEASURES_WITH_FIELD
-from rules.check import FUNCTIONS, Scope, check
+from rules.check import FUNCTIONS, Scope, check, suggest
 from rules.errors import Problem, RuleError
 from rules.syntax import KEYWORDS, names_used, parse
 from rules.types import (
@@ -128,7 +128,7 @@ def scalar_value(kind: Scalar, raw: Any) -> Value:
             raise ValueError(f"expected true or false, not {shown(raw)}")
         return raw
     if kind == DATE:
-        date = iso_date(raw)
+        date = date_value(raw)
         if date is None:
             raise ValueError(f"expected a date YYYY-MM-DD, not {shown(raw)}")
         return date
@@ -230,6 +230,7 @@ class _Builder:
     def __init__(self, document: dict[str, Any], set_aside: frozenset[str] = frozenset()) -> None:
         self.document = document
         self.set_aside = set_aside  # names of clauses with a broken shape: known, not checked
+        self.in_cycles: set[str] = set()  # reported as a cycle; their own clauses are not checked
         self.problems: list[Problem] = []
         self.types: dict[str, Type] = {}
         self.kinds: dict[str, str] = {}  # name -> "parameter" | "input" | "definition"
@@ -243,7 +244,7 @@ class _Builder:
         optional: frozenset[str] = frozenset(),
         unavailable: Mapping[str, str] | None = None,
     ) -> Scope:
-        unchecked = self.set_aside - set(types)
+        unchecked = (self.set_aside | self.in_cycles) - set(types)
         return Scope(types, optional, unavailable or {}, unchecked)
 
     def build(self) -> Contract:
@@ -338,7 +339,7 @@ class _Builder:
                 for index, entry in enumerate(spec["values"])
             )
             default = None
-            if "default" in spec:
+            if "default" in spec and name not in self.in_cycles:  # the cycle is the problem
                 others = {n: self.types[n] for n in declared if n != name}
                 default = self._clause(
                     f"parameters.{name}.default", spec["default"], self._scope(others), kind
@@ -360,6 +361,7 @@ class _Builder:
             name: self._references(spec.get("default"), declared) for name, spec in declared.items()
         }
         cycles = _find_cycles(graph)
+        self.in_cycles |= {name for cycle in cycles for name in cycle}
         for cycle in cycles:
             self.fail(
                 f"parameters.{cycle[0]}.default",
@@ -419,7 +421,8 @@ class _Builder:
         if fields is None:
             self.fail(
                 f"{where}.events",
-                f"unknown event type '{events}'; the types are: " + ", ".join(sorted(EVENT_FIELDS)),
+                f"unknown event type '{events}'{suggest(events, EVENT_FIELDS)}; the types are: "
+                + ", ".join(sorted(EVENT_FIELDS)),
             )
             return None
         measure = spec["measure"]
@@ -525,7 +528,9 @@ class _Builder:
         specs = self.document["definitions"]
         names = [spec["name"] for spec in specs]
         graph = {spec["name"]: self._definition_references(spec, names) for spec in specs}
-        for cycle in _find_cycles(graph):
+        cycles = _find_cycles(graph)
+        self.in_cycles |= {name for cycle in cycles for name in cycle}
+        for cycle in cycles:
             self.fail(
                 f"definitions.{cycle[0]}",
                 "definitions refer to each other in a cycle: " + " -> ".join(cycle),
@@ -542,7 +547,8 @@ class _Builder:
             later[name] = f"'{name}' cannot refer to itself"
             scope = self._scope(dict(self.types), optional, later)
             kind = SCALARS[spec["type"]]
-            built.append(self._definition(spec, scope, kind))
+            if name not in self.in_cycles:  # a cycle is reported once, with its path
+                built.append(self._definition(spec, scope, kind))
             self.types[name] = kind
         return tuple(d for d in built if d is not None)
 

@@ -6,7 +6,6 @@ Pure: it reads the tree and the scope, evaluates nothing.
 
 from __future__ import annotations
 
-import datetime as dt
 import difflib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -42,6 +41,7 @@ from rules.types import (
     quotient_type,
     unify,
 )
+from rules.values import iso_date
 
 ROUNDING_MODES = ("half_even", "half_up", "half_down", "down", "up", "floor", "ceiling")
 MAX_ROUND_PLACES = 12
@@ -427,18 +427,10 @@ class _Checker:
         if not self.arity(node, 1, 1):
             return None
         text = node.args[0]
-        if not isinstance(text, Text) or not _is_iso_date(text.value):
+        if not isinstance(text, Text) or iso_date(text.value) is None:
             self.fail(text.span, 'date() takes a quoted ISO date, such as date("2018-01-01")')
             return None
         return DATE
-
-
-def _is_iso_date(text: str) -> bool:
-    try:
-        dt.date.fromisoformat(text)
-    except ValueError:
-        return False
-    return len(text) == 10
 
 
 def _count_words(low: int, high: int | None) -> str:

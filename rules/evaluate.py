@@ -102,6 +102,7 @@ class _Evaluator:
         self.source = source
         self.environment = environment
         self.reading = Reading()
+        self.row_columns: frozenset[str] = frozenset()
 
     def fail(self, span: Span, message: str) -> EvaluationError:
         return EvaluationError([Problem("", message, self.source, span)])
@@ -139,7 +140,7 @@ class _Evaluator:
 
     def name(self, node: Name, name: str, scope: Mapping[str, Value]) -> Value:
         if name in scope:
-            if scope is self.environment.values:
+            if name not in self.row_columns:  # a row's own column is not a contract value
                 self.reading.read(name)
             return scope[name]
         if name in self.environment.not_given:
@@ -165,15 +166,12 @@ class _Evaluator:
         if op in _ORDER:
             return _ORDER[op](left, right)  # type: ignore[arg-type]
         assert isinstance(left, Decimal) and isinstance(right, Decimal)
-        if op == "+":
-            return left + right
-        if op == "-":
-            return left - right
-        if op == "*":
-            return left * right
-        if right == 0:
+        if op == "/" and right == 0:
             raise self.fail(node.span, f"division by zero: {to_source(node.right)} is 0")
-        return left / right
+        try:
+            return _ARITHMETIC_OPERATORS[op](left, right)
+        except (decimal.Overflow, decimal.InvalidOperation):
+            raise self.fail(node.span, "the result is too large to hold exactly") from None
 
     def call(self, node: Call, scope: Mapping[str, Value]) -> Value:
         function = node.function
@@ -226,15 +224,27 @@ class _Evaluator:
     def over_rows(self, node: Call, scope: Mapping[str, Value]) -> Value:
         rows = self.value(node.args[0], scope)
         assert isinstance(rows, RowSet)
-        per_row = tuple(
-            self.value(node.args[1], {**scope, **dict(row)}) if len(node.args) == 2 else True
-            for row in rows.rows
-        )
+        outer_columns = self.row_columns
+        self.row_columns = outer_columns | {column for row in rows.rows[:1] for column, _ in row}
+        try:
+            per_row = tuple(
+                self.value(node.args[1], {**scope, **dict(row)}) if len(node.args) == 2 else True
+                for row in rows.rows
+            )
+        finally:
+            self.row_columns = outer_columns
         self.reading.row_values.append((to_source(node), per_row))
         if node.function == "count":
             return Decimal(sum(1 for kept in per_row if kept))
         return sum((v for v in per_row if isinstance(v, Decimal)), Decimal(0))
 
+
+_ARITHMETIC_OPERATORS: Mapping[str, Callable[[Decimal, Decimal], Decimal]] = {
+    "+": lambda a, b: a + b,
+    "-": lambda a, b: a - b,
+    "*": lambda a, b: a * b,
+    "/": lambda a, b: a / b,
+}
 
 _ORDER: Mapping[str, Callable[[Decimal, Decimal], bool]] = {
     "<": lambda a, b: a < b,

@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from decimal import Decimal
-from functools import cache
+from functools import cache, lru_cache
 from pathlib import Path
 
 from lark import Lark, Token, Transformer_NonRecursive, UnexpectedInput, v_args
@@ -19,7 +19,8 @@ from lark.tree import Meta
 from rules.errors import Problem, RuleError, Span
 
 MAX_EXPRESSION_CHARS = 4000
-MAX_NESTING_DEPTH = 64
+MAX_NESTING_DEPTH = 64  # parentheses and calls inside one another
+MAX_TREE_DEPTH = 200  # operators, including a long flat sum: bounds every recursive walk
 MAX_LITERAL_DIGITS = 24
 MAX_NODES = 1000
 KEYWORDS = frozenset({"if", "then", "else", "and", "or", "not", "in", "true", "false"})
@@ -192,8 +193,12 @@ class _ToTree(Transformer_NonRecursive):  # type: ignore[type-arg]
         return Conditional(items[0], items[1], items[2], _span(meta))
 
 
+@lru_cache(maxsize=4096)
 def parse(source: str) -> Expr:
-    """Parse one expression, or raise RuleError with every limit or syntax problem and its span."""
+    """Parse one expression, or raise RuleError with every limit or syntax problem and its span.
+
+    Cached by source text: trees are immutable, and a contract names each clause more than once.
+    """
     _check_size_before_parsing(source)
     try:
         tree = _parser().parse(source)
@@ -218,19 +223,24 @@ def _check_size_before_parsing(source: str) -> None:
             ]
         )
     depth = 0
+    quote = ""
     for offset, char in enumerate(source):
-        if char == "(":
+        if quote:
+            quote = "" if char == quote else quote  # parentheses inside text do not nest
+        elif char in "'\"":
+            quote = char
+        elif char == "(":
             depth += 1
             if depth > MAX_NESTING_DEPTH:
-                raise RuleError([_too_deep(source, Span(offset, offset + 1))])
+                raise RuleError([_too_deep(source, Span(offset, offset + 1), MAX_NESTING_DEPTH)])
         elif char == ")":
             depth -= 1
 
 
-def _too_deep(source: str, span: Span) -> Problem:
+def _too_deep(source: str, span: Span, limit: int) -> Problem:
     return Problem(
         "",
-        f"expression nests deeper than {MAX_NESTING_DEPTH} levels: split it into named definitions",
+        f"expression nests deeper than {limit} levels: split it into named definitions",
         source,
         span,
     )
@@ -243,8 +253,8 @@ def _check_tree_limits(source: str, expr: Expr) -> None:
     while stack:
         node, depth = stack.pop()
         nodes += 1
-        if depth > MAX_NESTING_DEPTH:
-            problems.append(_too_deep(source, node.span))
+        if depth > MAX_TREE_DEPTH:
+            problems.append(_too_deep(source, node.span, MAX_TREE_DEPTH))
             break
         if isinstance(node, Number):
             digit_count = sum(ch.isdigit() for ch in node.digits)
@@ -294,8 +304,9 @@ def _check_tree_limits(source: str, expr: Expr) -> None:
 def _syntax_problem(source: str, error: UnexpectedInput) -> Problem:
     if isinstance(error, UnexpectedToken):
         token = error.token
-        position = token.start_pos if token.start_pos is not None else len(source)
-        found = "end of the expression" if token.type == "$END" else f"'{token}'"
+        at_end = token.type == "$END"
+        position = len(source) if at_end or token.start_pos is None else token.start_pos
+        found = "end of the expression" if at_end else f"'{token}'"
         span = Span(position, max(position + 1, token.end_pos or position + 1))
         return Problem(
             "", _unexpected_message(source, position, found, error.expected), source, span
@@ -325,8 +336,10 @@ def _unexpected_message(source: str, position: int, found: str, expected: set[st
         return "there is no power operator '**': write the multiplication out or use a parameter"
     if found.strip("'") in KEYWORDS:
         return f"unexpected keyword {found}"
+    if found.strip("'") in ("==", "!=", "<", "<=", ">", ">="):
+        return f"unexpected {found}: comparisons do not chain; write a < b and b < c"
     readable = sorted(_TOKEN_WORDS.get(name, name.lower().strip('"')) for name in expected)
-    hint = f" (expected {', '.join(readable[:6])})" if readable else ""
+    hint = f" (expected {', '.join(readable)})" if readable else ""
     return f"unexpected {found}{hint}"
 
 

@@ -7,8 +7,21 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import re
 from dataclasses import dataclass
 from decimal import Decimal
+
+_ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+
+
+def iso_date(text: str) -> dt.date | None:
+    """The calendar date written YYYY-MM-DD, else None (no week dates, times or other forms)."""
+    if not _ISO_DATE.match(text):
+        return None
+    try:
+        return dt.date.fromisoformat(text)
+    except ValueError:
+        return None
 
 
 @dataclass(frozen=True, slots=True)
@@ -30,8 +43,10 @@ class Points:
         first_x, first_y = self.points[0]
         if x <= first_x:
             return first_y
-        for (x0, y0), (x1, y1) in zip(self.points, self.points[1:], strict=False):
-            if x <= x1:
+        for (x0, y0), (x1, y1) in itertools.pairwise(self.points):
+            if x == x1:
+                return y1  # exact at a point, whatever the magnitudes around it
+            if x < x1:
                 return y0 + (x - x0) / (x1 - x0) * (y1 - y0)
         return self.points[-1][1]
 

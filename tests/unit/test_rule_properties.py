@@ -376,11 +376,6 @@ def test_interpolate_is_flat_beyond_the_first_and_last_points(table, beyond):
     assert _run("interpolate(table, x)", table=table, x=last_x + beyond) == last_y
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: Points.interpolate computes y0 + (x - x0)/(x1 - x0) * (y1 - y0); when "
-    "y1 - y0 needs more than 34 digits it is rounded, and at x == x1 the result is not y1",
-)
 def test_interpolate_returns_the_points_value_even_beside_a_much_larger_one():
     table = Points(
         (

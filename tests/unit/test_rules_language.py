@@ -1,7 +1,5 @@
 """The rule language as docs/rule-language.md states it: each row of the types table, each
 function's meaning, and problems that point at the offending text with a caret and a suggestion.
-
-Cases marked xfail are engine bugs reported to the rule-language owner.
 """
 
 from __future__ import annotations
@@ -335,11 +333,6 @@ def _rounding_contract(mode: str) -> dict[str, Any]:
     }
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: a parameter default is evaluated in Environment(values), whose "
-    "rounding_mode is always half_even; round() there ignores the contract's rounding.mode",
-)
 def test_round_in_a_parameter_default_uses_the_contracts_rounding_mode_too():
     version, problems = check_contract(_rounding_contract("half_up"))
     assert problems == ()
@@ -443,11 +436,6 @@ def test_date_of_anything_but_a_quoted_iso_date_is_refused(text):
     assert problem.line_column == (1, 6)
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='engine bug: date("2020-W01-1") is accepted: dt.date.fromisoformat in Python 3.11 '
-    "reads ISO week dates of 10 characters; the language's dates are YYYY-MM-DD",
-)
 def test_date_of_an_iso_week_date_is_refused():
     problem_of('date("2020-W01-1")')
 
@@ -476,11 +464,6 @@ def test_arithmetic_is_exact_decimal_not_float():
     assert value_of("1 / 3 * 3") == Decimal("0.9999999999999999999999999999999999")  # 34 digits
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason='engine bug: _check_size_before_parsing counts "(" inside quoted text as nesting; '
-    "a text of 65 parentheses is refused as nesting deeper than 64 levels",
-)
 def test_parentheses_inside_a_text_are_not_nesting():
     assert type_of('track == "' + "(" * 65 + '"') == "boolean"
 
@@ -522,11 +505,6 @@ def test_the_caret_is_under_the_line_where_the_problem_is():
     assert problem.format().splitlines()[1:] == ["      bencmark", "      ^^^^^^^^"]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: lark's $END token carries the last token's position, so 'unexpected end "
-    "of the expression' points at the last token ('*' here, 'benchmark' in '(benchmark')",
-)
 def test_the_caret_of_an_expression_cut_short_stands_after_its_end():
     problem = _only_problem("benchmark *")
 
@@ -601,11 +579,6 @@ def test_an_unknown_input_at_evaluation_suggests_the_input_meant():
     assert problem.message == "unknown input 'benchmarc' (did you mean 'benchmark'?)"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: evaluate_contract raises on the parameters' problems before it looks at "
-    "the inputs, though its docstring promises every problem in the arguments",
-)
 def test_every_problem_in_the_arguments_of_an_evaluation_is_reported_together():
     version, _ = check_contract(_contract_with("benchmark * base_rate"))
 
@@ -619,11 +592,6 @@ def test_every_problem_in_the_arguments_of_an_evaluation_is_reported_together():
     ]
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="engine bug: names read inside sum()/count() (here base_rate) are read from a "
-    "per-row scope and never recorded, so the trace's 'used' omits them",
-)
 def test_the_trace_lists_a_parameter_read_inside_sum_as_used():
     contract = _contract_with("sum(episodes, spend * base_rate)")
     contract["inputs"] = {

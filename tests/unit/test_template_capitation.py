@@ -3,7 +3,8 @@
 Unless a test says otherwise the ACO has a benchmark of $1,000 PMPM x 10,000 member months x risk
 score 1 = $10,000,000, no capitation and a total quality score of 0 (nothing of the withhold earned
 back), in PY2025. Its performance benchmark is then 10,000,000 x (1 - 3.5% - 2%) = 9,450,000 under
-Global and 10,000,000 x (1 - 0% - 2%) = 9,800,000 under Professional. Every expected number is worked by hand.
+Global and 10,000,000 x (1 - 0% - 2%) = 9,800,000 under Professional. Every expected number is
+worked by hand.
 """
 
 from __future__ import annotations
