@@ -15,7 +15,8 @@ from typing import Any
 
 from rules.values import iso_date
 
-_DECIMAL = re.compile(r"^[-+]?[0-9][0-9_]*(?:\.[0-9_]+)?$")
+# The grammar's NUMBER with an optional minus: 1_000.50, -0.5; not +1, 1., .5, 1__0 or 0._5.
+_DECIMAL = re.compile(r"^-?[0-9](?:_?[0-9])*(?:\.[0-9](?:_?[0-9])*)?$")
 
 
 class DocumentError(ValueError):

@@ -13,9 +13,10 @@ from typing import Any
 from marshmallow import RAISE, Schema, ValidationError, fields, validate, validates_schema
 
 from contracts.numbers import DocumentError, date_value, exact_decimal, shown
+from rules.syntax import MAX_LITERAL_DIGITS
 
 FORMAT = "settle.contract/v1"
-MAX_VALUE_DIGITS = 28
+MAX_VALUE_DIGITS = MAX_LITERAL_DIGITS  # the same bound as a number written in an expression
 NAME = validate.Regexp(
     r"^[a-z][a-z0-9_]{0,62}$",
     error="must be a lower-case name: letters, digits and _, starting with a letter",
@@ -28,14 +29,8 @@ TYPE_NAMES = ("money", "rate", "count", "score", "date", "boolean", "text", "tab
 MAX_CLAUSES = 1000  # parameters, inputs or definitions in one document: bounds validation cost
 MAX_PAYMENTS = 100
 MAX_CASES = 50
+NUMERIC_TYPE_NAMES = ("money", "rate", "count", "score")
 SCALAR_TYPE_NAMES = ("money", "rate", "count", "score", "date", "boolean", "text")
-
-
-class DecimalText(fields.Field):  # type: ignore[type-arg]
-    """An exact decimal written as a string or an integer (or a YAML decimal); never a float."""
-
-    def _deserialize(self, value: Any, attr: str | None, data: Any, **kwargs: Any) -> Decimal:
-        return parse_decimal(value)
 
 
 def parse_decimal(value: Any) -> Decimal:
@@ -115,7 +110,7 @@ class PeriodSchema(_Strict):
 
 class PaymentRoundingSchema(_Strict):
     places = fields.Integer(required=True, strict=True, validate=validate.Range(0, 12))
-    mode = fields.String(load_default=None, validate=validate.OneOf(MODES))
+    mode = fields.String(load_default=None, allow_none=False, validate=validate.OneOf(MODES))
 
 
 class RoundingSchema(_Strict):
@@ -125,9 +120,9 @@ class RoundingSchema(_Strict):
 
 class TableShapeSchema(_Strict):
     kind = fields.String(required=True, validate=validate.OneOf(("points", "bands", "keyed")))
-    x = fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES))
-    y = fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES))
-    bound = fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES))
+    x = fields.String(validate=validate.OneOf(NUMERIC_TYPE_NAMES))
+    y = fields.String(validate=validate.OneOf(NUMERIC_TYPE_NAMES))
+    bound = fields.String(validate=validate.OneOf(NUMERIC_TYPE_NAMES))
     columns = fields.Dict(
         keys=fields.String(validate=NAME),
         values=fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES)),
@@ -139,6 +134,8 @@ class TableShapeSchema(_Strict):
         for key in needed:
             if key not in data:
                 raise ValidationError(f"a {data['kind']} table needs '{key}'", key)
+        for key in set(data) - {"kind", *needed}:
+            raise ValidationError(f"a {data['kind']} table has no '{key}'", key)
 
 
 class ParameterValueSchema(_Strict):
@@ -151,10 +148,10 @@ class ParameterSchema(_Strict):
     type = fields.String(required=True, validate=validate.OneOf(TYPE_NAMES[:-1]))
     description = fields.String(required=True, validate=validate.Length(min=1, max=500))
     table = fields.Nested(TableShapeSchema)
-    one_of = fields.List(fields.String())
+    one_of = fields.List(fields.String(), validate=validate.Length(min=1))
     values = fields.List(fields.Nested(ParameterValueSchema), load_default=list)
     default = fields.String(validate=validate.Length(min=1))
-    reference = fields.String(load_default="")
+    reference = fields.String(load_default="", validate=validate.Length(max=500))
 
     @validates_schema
     def _has_a_value_or_a_default(self, data: dict[str, Any], **kwargs: Any) -> None:
@@ -164,6 +161,10 @@ class ParameterSchema(_Strict):
             )
         if data["type"] == "table" and "table" not in data:
             raise ValidationError("a table parameter needs its 'table' shape", "table")
+        if data["type"] != "table" and "table" in data:
+            raise ValidationError("only a table parameter has a 'table' shape", "table")
+        if data["type"] != "text" and "one_of" in data:
+            raise ValidationError("'one_of' lists the allowed texts of a text parameter", "one_of")
 
 
 class AggregateSchema(_Strict):
@@ -187,7 +188,7 @@ class InputSchema(_Strict):
         keys=fields.String(validate=NAME),
         values=fields.String(validate=validate.OneOf(SCALAR_TYPE_NAMES)),
     )
-    optional = fields.Boolean(load_default=False)
+    optional = fields.Boolean(load_default=False, truthy={True}, falsy={False})
     default = AnyValue()
     aggregate = fields.Nested(AggregateSchema)
 
@@ -195,6 +196,8 @@ class InputSchema(_Strict):
     def _rows_have_columns(self, data: dict[str, Any], **kwargs: Any) -> None:
         if data["type"] == "rows" and not data.get("columns"):
             raise ValidationError("a rows input needs its 'columns'", "columns")
+        if data["type"] != "rows" and "columns" in data:
+            raise ValidationError("only a rows input has 'columns'", "columns")
         if data.get("optional") and "default" in data:
             raise ValidationError("an input is optional or has a default, not both", "default")
 

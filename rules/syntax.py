@@ -21,7 +21,7 @@ from rules.errors import Problem, RuleError, Span
 MAX_EXPRESSION_CHARS = 4000
 MAX_NESTING_DEPTH = 64  # parentheses and calls inside one another
 MAX_TREE_DEPTH = 200  # operators, including a long flat sum: bounds every recursive walk
-MAX_LITERAL_DIGITS = 24
+MAX_LITERAL_DIGITS = 28  # in an expression and in a document value alike
 MAX_NODES = 1000
 KEYWORDS = frozenset({"if", "then", "else", "and", "or", "not", "in", "true", "false"})
 

@@ -307,11 +307,11 @@ CASES = [
     case("number-of-10000-digits", definition("1" * 10_000), LENGTH_LIMIT, EXPR, (1, 4001)),
     case(
         "number-of-3000-digits-within-the-length-limit", definition("savings * " + "1" * 3_000),
-        "number literal has 3000 digits; the limit is 24", EXPR, (1, 11),
+        "number literal has 3000 digits; the limit is 28", EXPR, (1, 11),
     ),
     case(
-        "number-of-25-digits", definition("savings * 0." + "0" * 23 + "1"),
-        "number literal has 25 digits", EXPR, (1, 11),
+        "number-of-29-digits", definition("savings * 0." + "0" * 27 + "1"),
+        "number literal has 29 digits", EXPR, (1, 11),
     ),
     case(
         "expression-of-100000-characters", definition(HUNDRED_THOUSAND_CHARACTERS),
