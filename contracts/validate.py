@@ -238,6 +238,17 @@ class _Builder:
     def fail(self, where: str, message: str) -> None:
         self.problems.append(Problem(where, message))
 
+    def _report_cycles(self, graph: Mapping[str, tuple[str, ...]], where: str, what: str) -> bool:
+        """Report each cycle once, with its path; its members' clauses are not checked further."""
+        cycles = _find_cycles(graph)
+        self.in_cycles |= {name for cycle in cycles for name in cycle}
+        for cycle in cycles:
+            self.fail(
+                where.format(cycle[0]),
+                f"{what} refer to each other in a cycle: " + " -> ".join(cycle),
+            )
+        return bool(cycles)
+
     def _scope(
         self,
         types: Mapping[str, Type],
@@ -360,14 +371,7 @@ class _Builder:
         graph = {
             name: self._references(spec.get("default"), declared) for name, spec in declared.items()
         }
-        cycles = _find_cycles(graph)
-        self.in_cycles |= {name for cycle in cycles for name in cycle}
-        for cycle in cycles:
-            self.fail(
-                f"parameters.{cycle[0]}.default",
-                "parameter defaults refer to each other in a cycle: " + " -> ".join(cycle),
-            )
-        if cycles:
+        if self._report_cycles(graph, "parameters.{}.default", "parameter defaults"):
             return list(declared)
         return list(graphlib.TopologicalSorter(graph).static_order())
 
@@ -528,13 +532,7 @@ class _Builder:
         specs = self.document["definitions"]
         names = [spec["name"] for spec in specs]
         graph = {spec["name"]: self._definition_references(spec, names) for spec in specs}
-        cycles = _find_cycles(graph)
-        self.in_cycles |= {name for cycle in cycles for name in cycle}
-        for cycle in cycles:
-            self.fail(
-                f"definitions.{cycle[0]}",
-                "definitions refer to each other in a cycle: " + " -> ".join(cycle),
-            )
+        self._report_cycles(graph, "definitions.{}", "definitions")
         optional = frozenset(self._declared_inputs())
         built = []
         for position, spec in enumerate(specs):

@@ -80,15 +80,6 @@ def test_the_template_validates_with_two_performance_years() -> None:
     assert version.content_hash
 
 
-def test_every_parameter_has_a_referenced_value_in_force_in_every_period() -> None:
-    contract = _bundle().contract
-    for period in contract.periods:
-        for parameter in contract.parameters:
-            in_force = parameter.in_force(period.start)
-            assert in_force is not None, (period.id, parameter.name)
-            assert in_force.reference.strip(), (period.id, parameter.name)
-
-
 def test_spending_below_the_target_amount_is_paid_to_the_participant() -> None:
     """Acceptable quality (10.0): payment discount 3%.
 

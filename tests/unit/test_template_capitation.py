@@ -66,19 +66,6 @@ def test_the_template_validates_with_its_performance_years() -> None:
     assert version.content_hash
 
 
-def test_every_parameter_has_a_referenced_value_in_force_in_every_period() -> None:
-    """The discount is chosen by a default expression; every other parameter has a value."""
-    contract = _capitation().contract
-    for period in contract.periods:
-        for parameter in contract.parameters:
-            if parameter.default is not None:
-                assert parameter.reference.strip(), parameter.name
-                continue
-            in_force = parameter.in_force(period.start)
-            assert in_force is not None, (period.id, parameter.name)
-            assert in_force.reference.strip(), (period.id, parameter.name)
-
-
 def test_cms_methods_3_1_a_global_aco_saving_30_percent_keeps_27_5_percent() -> None:
     """The REACH worked example of cms-methods 3.1: Global with s = 30% keeps
     25% x 100% + 5% x 50% = 27.5% of B.
