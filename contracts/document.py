@@ -7,8 +7,6 @@ so key order, whitespace and `0.50` versus `0.5` do not change a contract's hash
 
 from __future__ import annotations
 
-import datetime as dt
-import hashlib
 import json
 import re
 from collections.abc import Mapping
@@ -17,7 +15,6 @@ from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
-import rfc8785
 import yaml
 from marshmallow import Schema, ValidationError, fields, validate
 
@@ -32,6 +29,7 @@ from contracts.schema import (
     ParameterSchema,
     PaymentSchema,
 )
+from rules.canonical import decimal_text
 from rules.errors import Problem, RuleError
 from rules.values import Bands, Keyed, Points, RowSet, Value
 
@@ -257,41 +255,6 @@ def _step(raw: Any, key: Any) -> tuple[str, Any]:
     if isinstance(raw, Mapping):
         return str(key), raw.get(key)
     return str(key), None
-
-
-def canonical_form(value: Any) -> Any:
-    """The JSON value of a checked document: decimals as normalized strings, dates as ISO text."""
-    if isinstance(value, Mapping):
-        return {str(k): canonical_form(v) for k, v in value.items()}
-    if isinstance(value, list | tuple):
-        return [canonical_form(v) for v in value]
-    if isinstance(value, bool) or value is None or isinstance(value, str):
-        return value
-    if isinstance(value, Decimal):
-        return decimal_text(value)
-    if isinstance(value, int):
-        return value
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    raise TypeError(f"no canonical JSON for {type(value).__name__}")
-
-
-def decimal_text(value: Decimal) -> str:
-    """A decimal as plain digits without exponent or trailing zeros: Decimal('1.50') -> '1.5'."""
-    # Textual, not value.normalize(): normalize() rounds to the ambient context's precision.
-    text = format(value, "f")
-    if "." in text:
-        text = text.rstrip("0").rstrip(".")
-    return "0" if text in ("-0", "0") else text
-
-
-def canonical_json(value: Any) -> bytes:
-    """RFC 8785 bytes of a JSON value whose numbers are all decimal strings or integers."""
-    return bytes(rfc8785.dumps(canonical_form(value)))
-
-
-def content_hash(canonical: bytes) -> str:
-    return hashlib.sha256(canonical).hexdigest()
 
 
 def json_value(value: Value | None) -> Any:

@@ -11,10 +11,11 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Any
 
-from contracts.document import canonical_json, content_hash, decimal_text, json_value
+from contracts.document import json_value
 from contracts.model import Clause, ContractVersion, Definition, Parameter, Period
 from contracts.numbers import shown
 from contracts.validate import value_of
+from rules.canonical import canonical_json, content_hash, decimal_text
 from rules.check import suggest
 from rules.errors import EvaluationError, Problem, RuleError
 from rules.evaluate import Environment, Reading, RoundingError, evaluate, round_decimal

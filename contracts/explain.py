@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from decimal import Decimal
 
-from contracts.document import decimal_text
 from contracts.evaluation import Evaluation, Quantity
+from rules.canonical import decimal_text
 from rules.syntax import to_source
 from rules.types import MONEY, RATE, Type
 from rules.values import Bands, Keyed, Points, RowSet, Value

@@ -14,7 +14,7 @@ from typing import Any
 
 from marshmallow import ValidationError
 
-from contracts.document import canonical_json, check_structure, content_hash, json_value, read_file
+from contracts.document import check_structure, json_value, read_file
 from contracts.model import (
     Aggregate,
     Case,
@@ -33,6 +33,7 @@ from contracts.model import (
 from contracts.numbers import date_value, shown
 from contracts.schema import parse_decimal
 from outcomes.catalog import EVENT_FIELDS, MEASURES, MEASURES_WITH_FIELD
+from rules.canonical import canonical_json, content_hash
 from rules.check import FUNCTIONS, Scope, check, suggest
 from rules.errors import Problem, RuleError
 from rules.syntax import KEYWORDS, names_used, parse

@@ -20,9 +20,10 @@ from jsonschema import Draft202012Validator
 from marshmallow import RAISE, Schema, fields, validate
 
 import contracts.schema
-from contracts.document import canonical_form, read_file
+from contracts.document import read_file
 from contracts.validate import check_contract
 from outcomes.catalog import EVENT_FIELDS, MEASURES
+from rules.canonical import canonical_form
 
 ROOT = Path(__file__).resolve().parents[2]
 SCHEMA_FILE = ROOT / "docs" / "contract.schema.json"

@@ -19,9 +19,10 @@ import yaml
 from hypothesis import HealthCheck, assume, given, settings
 from hypothesis import strategies as st
 
-from contracts.document import canonical_json, read_text
+from contracts.document import read_text
 from contracts.evaluation import evaluate_contract
 from contracts.validate import load_contract
+from rules.canonical import canonical_json
 from rules.evaluate import ARITHMETIC, Environment, evaluate
 from rules.syntax import (
     KEYWORDS,

@@ -7,9 +7,10 @@ from pathlib import Path
 
 import pytest
 
-from contracts.document import canonical_json, content_hash, read_file, read_text
+from contracts.document import read_file, read_text
 from contracts.evaluation import evaluate_contract
 from contracts.validate import check_contract, load_contract_file
+from rules.canonical import canonical_json, content_hash
 from rules.errors import RuleError
 
 ROOT = Path(__file__).resolve().parents[2]
