@@ -6,6 +6,7 @@ Reads only the mapping it is given and the TOML file that mapping names; it open
 from __future__ import annotations
 
 import logging
+import re
 import os
 import tomllib
 from collections.abc import Callable, Mapping
@@ -15,6 +16,7 @@ from pathlib import Path
 from rules.errors import SettleError
 
 CONFIG_FILE_VARIABLE = "SETTLE_CONFIG"
+_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._/-]{0,199}$")
 _PREFIX = "SETTLE_"
 _LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
@@ -29,6 +31,13 @@ class Settings:
 
     database_url: str
     log_level: str
+    ledger: str
+    origin: str
+
+    @property
+    def checkpoint_origin(self) -> str:
+        """The origin line of this ledger's checkpoints (C2SP tlog-checkpoint)."""
+        return f"{self.origin}/{self.ledger}"
 
     @property
     def log_level_number(self) -> int:
@@ -65,6 +74,13 @@ VARIABLES: tuple[Variable, ...] = (
         "INFO",
         "how much is logged to stderr: " + ", ".join(_LOG_LEVELS),
         lambda: "INFO",
+    ),
+    Variable("ledger", "main", "the ledger the ledger commands work on", lambda: "main"),
+    Variable(
+        "origin",
+        "settle.local",
+        "this service's name in checkpoints: their origin line is <origin>/<ledger>",
+        lambda: "settle.local",
     ),
 )
 
@@ -120,4 +136,6 @@ def _checked(field: str, value: str, where: str) -> str:
         if level not in _LOG_LEVELS:
             raise ConfigError(f"{where}: expected one of {', '.join(_LOG_LEVELS)}, got {value!r}")
         return level
+    if field in ("ledger", "origin") and not _NAME.match(value):
+        raise ConfigError(f"{where}: expected letters, digits, '.', '_', '-' or '/', got {value!r}")
     return value

@@ -1,4 +1,4 @@
-"""The one exception of broken integrity: a chain, proof, checkpoint or signature that does not hold.
+"""The one exception of broken integrity: a chain, proof, checkpoint or signature that fails.
 
 Problems in data are values (rules.errors.Problem); a failed verification raises this, saying what
 was expected and what was found.

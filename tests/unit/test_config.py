@@ -23,8 +23,12 @@ def test_with_nothing_set_the_database_is_settle_db_in_the_working_directory(
     settings = load_settings({})
 
     assert settings == Settings(
-        database_url=f"sqlite:///{tmp_path.resolve() / 'settle.db'}", log_level="INFO"
+        database_url=f"sqlite:///{tmp_path.resolve() / 'settle.db'}",
+        log_level="INFO",
+        ledger="main",
+        origin="settle.local",
     )
+    assert settings.checkpoint_origin == "settle.local/main"
 
 
 def test_environment_variables_override_the_defaults() -> None:
@@ -41,7 +45,12 @@ def test_the_file_named_by_settle_config_overrides_the_defaults(config_file: Pat
 
     settings = load_settings({"SETTLE_CONFIG": str(config_file)})
 
-    assert settings == Settings(database_url="sqlite:///from-file.db", log_level="WARNING")
+    assert settings == Settings(
+        database_url="sqlite:///from-file.db",
+        log_level="WARNING",
+        ledger="main",
+        origin="settle.local",
+    )
 
 
 def test_an_environment_variable_beats_the_same_key_in_the_file(config_file: Path) -> None:
