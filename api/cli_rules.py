@@ -14,14 +14,17 @@ from typing import Any
 
 import click
 
+from api.cli_ledger import open_ledger
 from api.config import Settings
 from api.database import engine_from_url
 from contracts.cases import evaluate_case, is_case_file, read_cases
 from contracts.diff import format_diff
+from contracts.evaluation import Evaluation
 from contracts.explain import explain as explain_text
 from contracts.store import ContractStore
 from contracts.validate import load_contract_file
 from rules.errors import RuleError
+from settlement.postings import settlement_record
 
 TEMPLATES = Path(__file__).resolve().parents[1] / "contracts" / "templates"
 FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
@@ -161,8 +164,21 @@ def _shared(function: Any) -> Any:
 @click.option(
     "--json", "as_json", is_flag=True, help="Print JSON: contract, quantities, payments, trace."
 )
+@click.option(
+    "--record",
+    is_flag=True,
+    help="Append the payments to the ledger as one entry committed to the contract, inputs and "
+    "trace (run `settle db upgrade` first). Recording the same settlement again is a no-op.",
+)
+@click.pass_obj
 def evaluate(
-    file: str, inputs_path: str, params: tuple[str, ...], period: str | None, as_json: bool
+    settings: Settings,
+    file: str,
+    inputs_path: str,
+    params: tuple[str, ...],
+    period: str | None,
+    as_json: bool,
+    record: bool,
 ) -> None:
     """Evaluate contract FILE on the given inputs; print its quantities and payments.
 
@@ -172,10 +188,14 @@ def evaluate(
     version = load_contract_file(file)
     overrides = _parse_params(params)
     if is_case_file(inputs_path):
+        if record:
+            raise click.UsageError("--record takes one case, not a .jsonl file of cases")
         _evaluate_many(version, inputs_path, overrides, period, as_json)
         return
     (case,) = read_cases(inputs_path)
     evaluation = evaluate_case(version, case, overrides, period)
+    if record:
+        _record(settings, evaluation)
     if as_json:
         click.echo(json.dumps(evaluation.result(), indent=2, ensure_ascii=False))
         return
@@ -193,6 +213,20 @@ def evaluate(
         )
     if not result["payments"]:
         click.echo("no payments")
+
+
+def _record(settings: Settings, evaluation: Evaluation) -> None:
+    """Append the evaluation's payments to the ledger; say where they landed, on stderr."""
+    recorded = settlement_record(evaluation)
+    if recorded is None:
+        click.echo("nothing recorded: the settlement makes no payment", err=True)
+        return
+    with open_ledger(settings) as store:
+        (placed,) = store.append([recorded.entry], documents=recorded.documents)
+    click.echo(
+        f"recorded as ledger {settings.ledger} entry {placed.sequence} {placed.entry_hash.hex()}",
+        err=True,
+    )
 
 
 def _evaluate_many(
