@@ -28,7 +28,9 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     insert,
+    or_,
     select,
     tuple_,
     update,
@@ -170,12 +172,11 @@ class LedgerStore:
                 raise LedgerError(f"document {content_hash}: expected its SHA-256, got another")
         with self.engine.begin() as connection:
             head = self._lock_head(connection)
+            known = self._by_keys(connection, [entry.idempotency_key for entry in entries])
             recorded: list[RecordedEntry] = []
-            seen: dict[str, RecordedEntry] = {}
+            rows = _Rows()
             for entry in entries:
-                existing = seen.get(entry.idempotency_key) or self._by_key(
-                    connection, entry.idempotency_key
-                )
+                existing = known.get(entry.idempotency_key)
                 if existing is not None:
                     recorded.append(_same_or_refuse(existing, entry))
                     continue
@@ -183,10 +184,11 @@ class LedgerStore:
                     entry, ledger=self.ledger, sequence=head.size, previous_hash=head.head_hash
                 )
                 frontier, new_nodes = head.frontier.append(merkle.leaf_hash(placed.entry_hash))
-                self._insert(connection, placed, new_nodes)
+                rows.add(self.ledger, placed, new_nodes, self._clock())
                 head = Head(head.size + 1, placed.entry_hash, frontier)
-                seen[entry.idempotency_key] = placed
+                known[entry.idempotency_key] = placed
                 recorded.append(placed)
+            rows.insert(connection)
             self._store_documents(connection, documents or {})
             connection.execute(
                 update(heads)
@@ -226,34 +228,6 @@ class LedgerStore:
         return Head(
             row.size, bytes.fromhex(row.head_hash), merkle.Frontier.from_bytes(row.frontier)
         )
-
-    def _insert(
-        self, connection: Connection, placed: RecordedEntry, nodes: Sequence[tuple[int, int, bytes]]
-    ) -> None:
-        entry = placed.entry
-        connection.execute(
-            insert(entries_table).values(
-                ledger_id=self.ledger, sequence=placed.sequence,
-                idempotency_key=entry.idempotency_key, entry_hash=placed.entry_hash.hex(),
-                previous_hash=placed.previous_hash.hex(), canonical=placed.canonical.decode(),
-                contract_id=entry.contract_id, period=entry.period, contract_hash=entry.contract,
-                trace_hash=entry.trace_hash, reverses=entry.reverses, recorded_at=self._clock(),
-            )
-        )  # fmt: skip
-        connection.execute(
-            insert(postings_table),
-            [
-                {"ledger_id": self.ledger, "sequence": placed.sequence, "position": position,
-                 "account": p.account, "side": p.side, "amount": str(p.amount),
-                 "currency": p.currency}
-                for position, p in enumerate(entry.postings)
-            ],
-        )  # fmt: skip
-        connection.execute(
-            insert(nodes_table),
-            [{"ledger_id": self.ledger, "level": level, "position": position, "hash": digest}
-             for level, position, digest in nodes],
-        )  # fmt: skip
 
     def _store_documents(
         self, connection: Connection, documents: Mapping[str, tuple[str, bytes]]
@@ -307,6 +281,21 @@ class LedgerStore:
     def by_key(self, idempotency_key: str) -> RecordedEntry | None:
         with self.engine.connect() as connection:
             return self._by_key(connection, idempotency_key)
+
+    def _by_keys(self, connection: Connection, keys: Sequence[str]) -> dict[str, RecordedEntry]:
+        """Entries already recorded under any of `keys`, read in chunks of the IN list."""
+        found: dict[str, RecordedEntry] = {}
+        unique = list(dict.fromkeys(keys))
+        for start in range(0, len(unique), 500):
+            rows = connection.execute(
+                select(*_ROW, entries_table.c.idempotency_key).where(
+                    entries_table.c.ledger_id == self.ledger,
+                    entries_table.c.idempotency_key.in_(unique[start : start + 500]),
+                )
+            )
+            for row in rows:
+                found[row.idempotency_key] = _recorded(row[:5])
+        return found
 
     def _by_key(self, connection: Connection, idempotency_key: str) -> RecordedEntry | None:
         row = connection.execute(
@@ -387,13 +376,21 @@ class LedgerStore:
         """Stored perfect-subtree hashes by (level, index): one query (merkle.NodeReader)."""
         if not keys:
             return {}
+        columns = (nodes_table.c.level, nodes_table.c.position, nodes_table.c.hash)
         with self.engine.connect() as connection:
-            rows = connection.execute(
-                select(nodes_table.c.level, nodes_table.c.position, nodes_table.c.hash).where(
+            if connection.dialect.name == "postgresql":
+                wanted = and_(
                     nodes_table.c.ledger_id == self.ledger,
                     tuple_(nodes_table.c.level, nodes_table.c.position).in_(list(keys)),
                 )
-            )
+            else:
+                # Point lookups on the whole primary key joined by OR, which SQLite answers from
+                # the index; a row-value IN (or the ledger outside the OR) makes it scan.
+                wanted = or_(*(and_(nodes_table.c.ledger_id == self.ledger,
+                                    nodes_table.c.level == level,
+                                    nodes_table.c.position == position)
+                               for level, position in keys))  # fmt: skip
+            rows = connection.execute(select(*columns).where(wanted))
             found = {(level, position): bytes(digest) for level, position, digest in rows}
         missing = set(keys) - set(found)
         if missing:
@@ -498,6 +495,48 @@ def _recorded(row: Sequence[Any]) -> RecordedEntry:
     _, _, entry = parse_recorded(canonical.encode())
     return RecordedEntry(ledger, sequence, entry, canonical.encode(), bytes.fromhex(previous),
                          bytes.fromhex(entry_hash))  # fmt: skip
+
+
+class _Rows:
+    """The rows of a batch of new entries, inserted with one executemany per table."""
+
+    def __init__(self) -> None:
+        self.entries: list[dict[str, Any]] = []
+        self.postings: list[dict[str, Any]] = []
+        self.nodes: list[dict[str, Any]] = []
+
+    def add(
+        self,
+        ledger: str,
+        placed: RecordedEntry,
+        nodes: Sequence[tuple[int, int, bytes]],
+        recorded_at: dt.datetime,
+    ) -> None:
+        entry = placed.entry
+        self.entries.append({
+            "ledger_id": ledger, "sequence": placed.sequence,
+            "idempotency_key": entry.idempotency_key, "entry_hash": placed.entry_hash.hex(),
+            "previous_hash": placed.previous_hash.hex(), "canonical": placed.canonical.decode(),
+            "contract_id": entry.contract_id, "period": entry.period,
+            "contract_hash": entry.contract, "trace_hash": entry.trace_hash,
+            "reverses": entry.reverses, "recorded_at": recorded_at,
+        })  # fmt: skip
+        self.postings.extend(
+            {"ledger_id": ledger, "sequence": placed.sequence, "position": position,
+             "account": p.account, "side": p.side, "amount": str(p.amount),
+             "currency": p.currency}
+            for position, p in enumerate(entry.postings)
+        )  # fmt: skip
+        self.nodes.extend(
+            {"ledger_id": ledger, "level": level, "position": position, "hash": digest}
+            for level, position, digest in nodes
+        )
+
+    def insert(self, connection: Connection) -> None:
+        for table, rows in ((entries_table, self.entries), (postings_table, self.postings),
+                            (nodes_table, self.nodes)):  # fmt: skip
+            if rows:
+                connection.execute(insert(table), rows)
 
 
 def _same_or_refuse(existing: RecordedEntry, entry: Entry) -> RecordedEntry:

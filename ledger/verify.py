@@ -45,10 +45,11 @@ def verify_chain(
     """
     sha256 = hashlib.sha256
     previous = genesis_hash(ledger)
-    frontier = merkle.Frontier.empty()
+    previous_text = previous.hex()
+    tree = _RootBuilder()
     verified: list[int] = []
     if 0 in checkpoint_roots:
-        _check_root(0, frontier.root(), checkpoint_roots[0])
+        _check_root(0, tree.root(), checkpoint_roots[0])
         verified.append(0)
     expected_sequence = 0
     for sequence, previous_hex, entry_hex, canonical_text in rows:
@@ -57,24 +58,25 @@ def verify_chain(
                 f"entry {expected_sequence:,}: expected the next sequence number "
                 f"{expected_sequence:,}, got {sequence:,} (a gap or a duplicate)"
             )
-        if previous_hex != previous.hex():
+        if previous_hex != previous_text:
             raise VerificationError(
-                f"entry {sequence:,}: expected previous hash {previous.hex()}, got {previous_hex}"
+                f"entry {sequence:,}: expected previous hash {previous_text}, got {previous_hex}"
             )
         canonical = canonical_text.encode("utf-8")
         computed = sha256(previous + canonical).digest()
-        if computed.hex() != entry_hex:
+        computed_text = computed.hex()
+        if computed_text != entry_hex:
             raise VerificationError(
-                f"entry {sequence:,}: expected hash {computed.hex()} (of its stored bytes), "
+                f"entry {sequence:,}: expected hash {computed_text} (of its stored bytes), "
                 f"got {entry_hex}"
             )
         if deep:
             _check_entry_bytes(ledger, sequence, canonical)
-        frontier, _ = frontier.append(merkle.leaf_hash(computed))
-        previous = computed
+        tree.add(sha256(merkle.LEAF_PREFIX + computed).digest())
+        previous, previous_text = computed, computed_text
         expected_sequence += 1
         if expected_sequence in checkpoint_roots:
-            _check_root(expected_sequence, frontier.root(), checkpoint_roots[expected_sequence])
+            _check_root(expected_sequence, tree.root(), checkpoint_roots[expected_sequence])
             verified.append(expected_sequence)
     if expected_size is not None and expected_sequence != expected_size:
         raise VerificationError(
@@ -87,7 +89,35 @@ def verify_chain(
             f"checkpoint at size {beyond[0]:,}: expected at most {expected_sequence:,} entries "
             "behind it, got fewer (entries are missing)"
         )
-    return ChainReport(ledger, expected_sequence, previous, frontier.root(), tuple(verified))
+    return ChainReport(ledger, expected_sequence, previous, tree.root(), tuple(verified))
+
+
+class _RootBuilder:
+    """The RFC 9162 root of a growing tree, for the verification loop: a mutable stack of the
+    perfect subtrees' hashes (merkle.Frontier is the immutable value; this is its hot path)."""
+
+    __slots__ = ("_sizes", "_stack")
+
+    def __init__(self) -> None:
+        self._stack: list[bytes] = []
+        self._sizes: list[int] = []
+
+    def add(self, leaf: bytes) -> None:
+        stack, sizes, sha256 = self._stack, self._sizes, hashlib.sha256
+        node, size = leaf, 1
+        while sizes and sizes[-1] == size:
+            node = sha256(merkle.NODE_PREFIX + stack.pop() + node).digest()
+            size += sizes.pop()
+        stack.append(node)
+        sizes.append(size)
+
+    def root(self) -> bytes:
+        if not self._stack:
+            return hashlib.sha256(b"").digest()
+        node = self._stack[-1]
+        for left in reversed(self._stack[:-1]):
+            node = hashlib.sha256(merkle.NODE_PREFIX + left + node).digest()
+        return node
 
 
 def _check_root(size: int, computed: bytes, stated: bytes) -> None:
