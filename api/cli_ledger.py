@@ -16,6 +16,8 @@ import click
 
 from api.config import Settings
 from api.database import engine_from_url
+from contracts.document import read_json
+from contracts.numbers import DocumentError
 from ledger.entries import RecordedEntry, entry_from_document
 from ledger.store import LedgerStore
 from rules.errors import Problem, RuleError
@@ -61,9 +63,9 @@ def _documents(path: Path) -> list[dict[str, Any]]:
     text = path.read_text(encoding="utf-8")
     try:
         if path.suffix.lower() in (".jsonl", ".ndjson"):
-            return [json.loads(line) for line in text.splitlines() if line.strip()]
-        loaded = json.loads(text)
-    except ValueError as error:
+            return [read_json(line, str(path)) for line in text.splitlines() if line.strip()]
+        loaded = read_json(text, str(path))
+    except (ValueError, DocumentError) as error:
         raise RuleError([Problem(str(path), f"not valid JSON: {error}")]) from None
     return loaded if isinstance(loaded, list) else [loaded]
 

@@ -17,7 +17,7 @@ import click
 from api.cli_ledger import open_ledger
 from api.config import Settings
 from api.database import engine_from_url
-from contracts.cases import evaluate_case, is_case_file, read_cases
+from contracts.cases import EvaluationCase, evaluate_case, is_case_file, read_cases
 from contracts.diff import format_diff
 from contracts.evaluation import Evaluation
 from contracts.explain import explain as explain_text
@@ -234,7 +234,7 @@ def _evaluate_many(
 ) -> None:
     failures = 0
     for case in read_cases(path):
-        label = case.id or case.where.rpartition(":")[2]  # the line number
+        label = _label(case)
         try:
             evaluation = evaluate_case(version, case, overrides, period)
         except RuleError as error:
@@ -243,7 +243,7 @@ def _evaluate_many(
             if as_json:
                 click.echo(json.dumps({"case": label, "error": problems}, ensure_ascii=False))
             else:
-                click.echo(f"case {label}: error: " + "; ".join(problems).replace("\n", " "))
+                click.echo(f"case {label}: error:\n{_indented(error)}")
             continue
         if as_json:
             click.echo(json.dumps({"case": label, **evaluation.result()}, ensure_ascii=False))
@@ -261,10 +261,36 @@ def _evaluate_many(
 @click.command()
 @_shared
 def explain(file: str, inputs_path: str, params: tuple[str, ...], period: str | None) -> None:
-    """Evaluate contract FILE and print it as a worked calculation, clause by clause."""
+    """Evaluate contract FILE and print it as a worked calculation, clause by clause.
+
+    With a .jsonl file of cases, each case is explained in turn under a heading; a case that
+    fails is reported in its place and the others go on (exit code 1 if any failed).
+    """
     version = load_contract_file(file)
-    (case,) = read_cases(inputs_path)
-    click.echo(explain_text(evaluate_case(version, case, _parse_params(params), period)), nl=False)
+    overrides = _parse_params(params)
+    if not is_case_file(inputs_path):
+        (case,) = read_cases(inputs_path)
+        click.echo(explain_text(evaluate_case(version, case, overrides, period)), nl=False)
+        return
+    failures = 0
+    for case in read_cases(inputs_path):
+        click.echo(f"=== case {_label(case)} ({case.where})")
+        try:
+            click.echo(explain_text(evaluate_case(version, case, overrides, period)))
+        except RuleError as error:
+            failures += 1
+            click.echo(f"error:\n{_indented(error)}\n")
+    if failures:
+        click.echo(f"{failures} case(s) failed", err=True)
+        sys.exit(1)
+
+
+def _label(case: EvaluationCase) -> str:
+    return case.id or case.where.rpartition(":")[2]  # the line number
+
+
+def _indented(error: RuleError) -> str:
+    return "\n".join("  " + line for p in error.problems for line in p.format().splitlines())
 
 
 @click.command()

@@ -6,8 +6,8 @@ Reads only the mapping it is given and the TOML file that mapping names; it open
 from __future__ import annotations
 
 import logging
-import re
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass

@@ -7,15 +7,15 @@ that case's problem and the others go on.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
-from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
+from contracts.document import read_json
 from contracts.evaluation import Evaluation, evaluate_contract
 from contracts.model import ContractVersion
+from contracts.numbers import DocumentError
 from rules.errors import Problem, RuleError
 
 CASE_KEYS = frozenset({"id", "params", "inputs", "period"})
@@ -39,7 +39,7 @@ def read_cases(path: str | Path) -> Iterator[EvaluationCase]:
     """The cases of a file: every line of a JSON Lines file, or the one case of a JSON file."""
     path = Path(path)
     try:
-        handle = path.open(encoding="utf-8")
+        handle = path.open("rb")  # bytes: a bad byte is its own line's problem, not the batch's
     except OSError as error:
         raise RuleError([Problem(str(path), f"cannot read the file: {error}")]) from None
     with handle:
@@ -51,10 +51,17 @@ def read_cases(path: str | Path) -> Iterator[EvaluationCase]:
                 yield _case(f"{path}:{number}", line)
 
 
-def _case(where: str, text: str) -> EvaluationCase:
+def _case(where: str, raw: bytes) -> EvaluationCase:
     try:
-        document = json.loads(text, parse_float=Decimal)
-    except ValueError as error:
+        text = raw.decode("utf-8")
+    except UnicodeDecodeError as error:
+        message = f"not UTF-8: byte {raw[error.start]:#04x} at position {error.start + 1}"
+        return EvaluationCase(where, problem=Problem(where, message))
+    try:
+        document = read_json(text, where)
+    except RuleError as error:
+        return EvaluationCase(where, problem=error.problems[0])
+    except (ValueError, DocumentError) as error:
         return EvaluationCase(where, problem=Problem(where, f"not valid JSON: {error}"))
     if not isinstance(document, dict):
         return EvaluationCase(where, problem=Problem(where, "a case is a JSON object"))

@@ -86,6 +86,43 @@ def _json_constant(name: str) -> Any:
     raise DocumentError(f"{name} is not a number Settle can hold exactly")
 
 
+MAX_NESTING = 64  # brackets inside one another: contracts need about 6
+MAX_INDENT = 256  # columns of indentation of a YAML block line: contracts need about 16
+
+
+def _check_nesting(text: str, name: str) -> None:
+    """Refuse deep nesting before any parser sees it. The parsers recurse once per level, and the
+    recursion limit is no guard: py_ecc, imported for signing, raises it to 100,000 for the whole
+    process, past what the C stack holds."""
+    depth = 0
+    for offset, char in enumerate(text):  # quotes are not tracked: a YAML apostrophe could hide
+        if char in "[{":  # brackets from the count, so brackets inside text count too
+            depth += 1
+            if depth > MAX_NESTING:
+                line_number = text.count("\n", 0, offset) + 1
+                message = f"line {line_number}: nested deeper than {MAX_NESTING} levels"
+                raise RuleError([Problem(name, message)])
+        elif char in "]}":
+            depth -= 1
+    for number, line in enumerate(text.splitlines(), start=1):
+        indent = len(line) - len(line.lstrip(" "))
+        if indent > MAX_INDENT and line.strip():
+            raise RuleError([Problem(name, f"line {number}: indented {indent} columns; the limit "
+                                     f"is {MAX_INDENT}")])  # fmt: skip
+
+
+def read_json(text: str, name: str = "JSON") -> Any:
+    """JSON read exactly: decimals as Decimal; exponents, NaN, duplicate keys and deep nesting
+    refused (RuleError for nesting, ValueError or DocumentError for the rest)."""
+    _check_nesting(text, name)
+    return json.loads(
+        text,
+        parse_float=exact_decimal,
+        parse_constant=_json_constant,
+        object_pairs_hook=_json_object,
+    )
+
+
 MAX_DOCUMENT_CHARS = 2_000_000
 
 
@@ -101,17 +138,11 @@ def read_text(text: str, *, name: str) -> Any:
                 )
             ]
         )
+    _check_nesting(text, name)
     try:
         if text.lstrip().startswith("{"):
-            return json.loads(
-                text,
-                parse_float=exact_decimal,
-                parse_constant=_json_constant,
-                object_pairs_hook=_json_object,
-            )
+            return read_json(text, name)
         return yaml.load(text, Loader=_ExactLoader)
-    except RecursionError:
-        raise RuleError([Problem(name, "the document is nested too deeply")]) from None
     except DocumentError as error:
         raise RuleError([Problem(name, str(error))]) from None
     except (ValueError, yaml.YAMLError) as error:

@@ -18,7 +18,7 @@ from contracts.validate import value_of
 from rules.canonical import canonical_json, content_hash, decimal_text
 from rules.check import suggest
 from rules.errors import EvaluationError, Problem, RuleError
-from rules.evaluate import Environment, Reading, RoundingError, evaluate, round_decimal
+from rules.evaluate import Budget, Environment, Reading, RoundingError, evaluate, round_decimal
 from rules.types import Scalar
 from rules.values import Bands, Keyed, Points, RowSet, Value
 
@@ -117,6 +117,7 @@ def evaluate_contract(
     contract = version.contract
     label = f"contract {contract.id}"
     problems: list[Problem] = []  # every problem in the arguments, reported together
+    budget = Budget()  # one step budget for the whole evaluation
     chosen = contract.periods[0]
     resolved: tuple[ResolvedParameter, ...] = ()
     given: tuple[tuple[str, Value | None, str], ...] = ()
@@ -127,7 +128,7 @@ def evaluate_contract(
     except RuleError as error:
         problems.extend(p.located(label) for p in error.problems)
     try:
-        resolved = _resolve_parameters(version, parameters, chosen)
+        resolved = _resolve_parameters(version, parameters, chosen, budget)
     except EvaluationError:
         raise
     except RuleError as error:
@@ -139,7 +140,7 @@ def evaluate_contract(
         problems.extend(error.problems)
     if problems:
         raise RuleError(problems)
-    environment = Environment(values, frozenset(not_given), contract.rounding.mode)
+    environment = Environment(values, frozenset(not_given), contract.rounding.mode, budget)
     quantities = []
     for definition in contract.definitions:
         try:
@@ -174,7 +175,7 @@ def _period(version: ContractVersion, period: str | None) -> Period:
 
 
 def _resolve_parameters(
-    version: ContractVersion, overrides: Mapping[str, Any], period: Period
+    version: ContractVersion, overrides: Mapping[str, Any], period: Period, budget: Budget
 ) -> tuple[ResolvedParameter, ...]:
     contract = version.contract
     by_name = {p.name: p for p in contract.parameters}
@@ -184,7 +185,9 @@ def _resolve_parameters(
     failed_evaluation = False
     for parameter in contract.parameters:
         try:
-            found = _resolve_parameter(parameter, overrides, period, values, contract.rounding.mode)
+            found = _resolve_parameter(
+                parameter, overrides, period, values, contract.rounding.mode, budget
+            )
         except RuleError as error:
             failed_evaluation |= isinstance(error, EvaluationError)
             problems.extend(error.problems)
@@ -204,6 +207,7 @@ def _resolve_parameter(
     period: Period,
     values: Mapping[str, Value],
     rounding_mode: str,
+    budget: Budget,
 ) -> ResolvedParameter | None:
     where = f"parameters.{parameter.name}"
     if parameter.name in overrides:
@@ -233,7 +237,8 @@ def _resolve_parameter(
             in_force.reference,
         )
     if parameter.default is not None:
-        value, reading = _run(parameter.default, Environment(values, rounding_mode=rounding_mode))
+        environment = Environment(values, rounding_mode=rounding_mode, budget=budget)
+        value, reading = _run(parameter.default, environment)
         return ResolvedParameter(
             parameter, value, "default", "", parameter.reference, _used(reading, values)
         )

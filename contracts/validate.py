@@ -7,7 +7,7 @@ error, cycle and forward reference is reported together, each with its clause pa
 from __future__ import annotations
 
 import graphlib
-from collections.abc import Mapping
+from collections.abc import Iterator, Mapping
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -36,7 +36,7 @@ from outcomes.catalog import EVENT_FIELDS, MEASURES, MEASURES_WITH_FIELD
 from rules.canonical import canonical_json, content_hash
 from rules.check import FUNCTIONS, Scope, check, suggest
 from rules.errors import Problem, RuleError
-from rules.syntax import KEYWORDS, names_used, parse
+from rules.syntax import KEYWORDS, MAX_EXPRESSION_CHARS, names_used, parse
 from rules.types import (
     BOOLEAN,
     COUNT,
@@ -57,6 +57,31 @@ from rules.types import (
 from rules.values import Band, Bands, Keyed, Points, RowSet, Value
 
 REQUIRED_ROLES = ("payer", "provider")
+MAX_CONTRACT_EXPRESSION_CHARS = 50_000  # bounds the cost of checking a whole contract
+MAX_TABLE_ROWS = 10_000
+
+
+def expression_sources(document: Mapping[str, Any]) -> Iterator[tuple[str, str]]:
+    """Every expression a checked document holds, with its clause path."""
+    for name, spec in document["parameters"].items():
+        if "default" in spec:
+            yield f"parameters.{name}.default", spec["default"]
+    for name, spec in document["inputs"].items():
+        where = spec.get("aggregate", {}).get("where")
+        if where is not None:
+            yield f"inputs.{name}.aggregate.where", where
+    for spec in document["definitions"]:
+        path = f"definitions.{spec['name']}"
+        for key in ("expr", "otherwise"):
+            if key in spec:
+                yield f"{path}.{key}", spec[key]
+        for index, case in enumerate(spec.get("cases", ())):
+            yield f"{path}.cases.{index}.when", case["when"]
+            yield f"{path}.cases.{index}.then", case["then"]
+    for spec in document["payments"]:
+        for key in ("when", "amount"):
+            if key in spec:
+                yield f"payments.{spec['name']}.{key}", spec[key]
 
 
 def load_contract_file(path: str | Path) -> ContractVersion:
@@ -79,6 +104,18 @@ def check_contract(
     document = structure.document
     if document is None:
         return None, structure.problems
+    # An expression over the per-expression limit is refused at once, unparsed: count it at that.
+    written = sum(
+        min(len(source), MAX_EXPRESSION_CHARS) for _, source in expression_sources(document)
+    )
+    if written > MAX_CONTRACT_EXPRESSION_CHARS:
+        problem = Problem(
+            f"contract {document['id']}",
+            f"its expressions total {written:,} characters; the limit is "
+            f"{MAX_CONTRACT_EXPRESSION_CHARS:,} (the longest template has under 2,000): checking "
+            "them would take too long",
+        )
+        return None, (*structure.problems, problem)
     builder = _Builder(document, structure.set_aside)
     contract = builder.build()
     label = f"contract {document['id']}"
@@ -156,6 +193,8 @@ def type_of(
 
 def table_value(kind: Type, raw: Any) -> Value:
     """A table parameter's value in the shape its type declares."""
+    if isinstance(raw, list | Mapping) and len(raw) > MAX_TABLE_ROWS:
+        raise ValueError(f"a table has at most {MAX_TABLE_ROWS:,} rows, not {len(raw):,}")
     if isinstance(kind, PointsTable):
         if not isinstance(raw, list) or not all(isinstance(p, list) and len(p) == 2 for p in raw):
             raise ValueError("a points table is a list of [x, y] pairs")

@@ -63,6 +63,18 @@ def round_decimal(value: Decimal, places: int, mode: str) -> Decimal:
             ) from None
 
 
+MAX_EVALUATION_STEPS = 5_000_000
+
+
+@dataclass(slots=True)
+class Budget:
+    """Steps left for one evaluation of a contract, shared by all its expressions: the cost of a
+    contract is bounded however many rows its sum() and count() run over."""
+
+    limit: int = MAX_EVALUATION_STEPS
+    used: int = 0
+
+
 @dataclass(frozen=True, slots=True)
 class Environment:
     """The values an expression can read, and the optional inputs that were not given."""
@@ -70,6 +82,7 @@ class Environment:
     values: Mapping[str, Value]
     not_given: frozenset[str] = frozenset()
     rounding_mode: str = "half_even"
+    budget: Budget = field(default_factory=Budget)
 
 
 @dataclass(slots=True)
@@ -108,6 +121,14 @@ class _Evaluator:
         return EvaluationError([Problem("", message, self.source, span)])
 
     def value(self, node: Expr, scope: Mapping[str, Value]) -> Value:
+        budget = self.environment.budget
+        budget.used += 1
+        if budget.used > budget.limit:
+            raise self.fail(
+                node.span,
+                f"the evaluation took more than {budget.limit:,} steps: the limit bounds the cost "
+                "of a contract (a sum() or count() over very many rows of a large expression?)",
+            )
         match node:
             case Number():
                 return node.value

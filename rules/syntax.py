@@ -193,19 +193,28 @@ class _ToTree(Transformer_NonRecursive):  # type: ignore[type-arg]
         return Conditional(items[0], items[1], items[2], _span(meta))
 
 
-@lru_cache(maxsize=4096)
 def parse(source: str) -> Expr:
-    """Parse one expression, or raise RuleError with every limit or syntax problem and its span.
+    """Parse one expression, or raise RuleError with every limit or syntax problem and its span."""
+    parsed = _parse_once(source)
+    if isinstance(parsed, RuleError):
+        raise RuleError(parsed.problems)
+    return parsed
 
-    Cached by source text: trees are immutable, and a contract names each clause more than once.
-    """
-    _check_size_before_parsing(source)
+
+@lru_cache(maxsize=4096)
+def _parse_once(source: str) -> Expr | RuleError:
+    """Cached by source text, failures included: trees are immutable, and a contract names each
+    clause more than once (a hostile one, to make it parsed again and again)."""
     try:
-        tree = _parser().parse(source)
-    except UnexpectedInput as error:
-        raise RuleError([_syntax_problem(source, error)]) from None
-    expr: Expr = _ToTree().transform(tree)
-    _check_tree_limits(source, expr)
+        _check_size_before_parsing(source)
+        try:
+            tree = _parser().parse(source)
+        except UnexpectedInput as error:
+            raise RuleError([_syntax_problem(source, error)]) from None
+        expr: Expr = _ToTree().transform(tree)
+        _check_tree_limits(source, expr)
+    except RuleError as error:
+        return error
     return expr
 
 

@@ -5,10 +5,11 @@ Tables are immutable and check their own shape when built; numbers are never flo
 
 from __future__ import annotations
 
+import bisect
 import datetime as dt
 import itertools
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from decimal import Decimal
 
 _ISO_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
@@ -39,16 +40,19 @@ class Points:
                 raise ValueError(f"point {position + 1}: x {after} must be greater than {before}")
 
     def interpolate(self, x: Decimal) -> Decimal:
-        """Linear between neighbouring points; flat beyond the first and last point."""
-        first_x, first_y = self.points[0]
-        if x <= first_x:
-            return first_y
-        for (x0, y0), (x1, y1) in itertools.pairwise(self.points):
-            if x == x1:
-                return y1  # exact at a point, whatever the magnitudes around it
-            if x < x1:
-                return y0 + (x - x0) / (x1 - x0) * (y1 - y0)
-        return self.points[-1][1]
+        """Linear between neighbouring points; flat beyond the first and last point.
+        Finds the segment by bisection, so a call costs log(points), not points."""
+        points = self.points
+        if x <= points[0][0]:
+            return points[0][1]
+        if x >= points[-1][0]:
+            return points[-1][1]
+        right = bisect.bisect_left(points, x, key=lambda point: point[0])
+        x1, y1 = points[right]
+        if x == x1:
+            return y1  # exact at a point, whatever the magnitudes around it
+        x0, y0 = points[right - 1]
+        return y0 + (x - x0) / (x1 - x0) * (y1 - y0)
 
 
 @dataclass(frozen=True, slots=True)
@@ -97,12 +101,16 @@ class Keyed:
     """Rows keyed by text; each row maps column names to values."""
 
     rows: tuple[tuple[str, tuple[tuple[str, Value], ...]], ...]
+    _index: dict[str, dict[str, Value]] = field(
+        init=False, repr=False, compare=False, hash=False, default_factory=dict
+    )
+
+    def __post_init__(self) -> None:
+        self._index.update((key, dict(columns)) for key, columns in self.rows)
 
     def lookup(self, key: str, column: str) -> Value:
-        for row_key, columns in self.rows:
-            if row_key == key:
-                return dict(columns)[column]
-        raise KeyError(key)
+        """One cell, found by key in constant time; KeyError for an unknown key."""
+        return self._index[key][column]
 
     def keys(self) -> tuple[str, ...]:
         return tuple(key for key, _ in self.rows)

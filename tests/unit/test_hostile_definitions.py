@@ -751,12 +751,12 @@ HOSTILE_TEXTS = [
     ),
     pytest.param(
         _yaml_with_sharing_rate("[" * 10_000 + "]" * 10_000),
-        "nested too deeply",
+        "nested deeper than 64 levels",
         id="yaml-nested-10000-deep",
     ),
     pytest.param(
         json.dumps(_small_contract()).replace('"0.5"', "[" * 100_000 + "]" * 100_000),
-        "nested too deeply",
+        "nested deeper than 64 levels",
         id="json-nested-100000-deep",
     ),
     # A reviewer reads the first sharing_rate; a reader that kept the last would use another.
@@ -809,3 +809,14 @@ def test_a_hostile_raw_document_is_not_mutated_by_checking(contract):
     check_contract(contract)
 
     assert contract == before
+
+
+def test_deep_nesting_is_refused_even_after_py_ecc_raised_the_recursion_limit():
+    """py_ecc sets the recursion limit to 100,000 when imported (for signing); deep YAML would
+    then overflow the C stack instead of raising RecursionError. The nesting pre-scan must hold."""
+    import py_ecc.bls  # noqa: F401  (raises sys.getrecursionlimit() for the process)
+
+    with pytest.raises(RuleError, match="nested deeper than 64 levels"):
+        read_text("a: " + "[" * 5_000 + "]" * 5_000, name="deep.yaml")
+    with pytest.raises(RuleError, match="indented 300 columns"):
+        read_text("a:\n" + " " * 300 + "b: 1\n", name="indented.yaml")
