@@ -269,6 +269,10 @@ def _resolve_inputs(
             except ValueError as error:
                 problems.append(Problem(f"inputs.{item.name}", str(error)))
                 continue
+            why = item.out_of_range(value)
+            if why is not None:
+                problems.append(Problem(f"inputs.{item.name}", why))
+                continue
             resolved.append((item.name, value, "given"))
             values[item.name] = value
         elif item.default is not None:

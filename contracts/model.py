@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import datetime as dt
 from dataclasses import dataclass
+from decimal import Decimal
 
 from rules.syntax import Expr
 from rules.types import Type
@@ -89,6 +90,18 @@ class Input:
     optional: bool
     default: Value | None
     aggregate: Aggregate | None
+    minimum: Decimal | None = None
+    maximum: Decimal | None = None
+
+    def out_of_range(self, value: Value) -> str | None:
+        """Why `value` is outside the declared range, or None."""
+        if not isinstance(value, Decimal):
+            return None
+        if self.minimum is not None and value < self.minimum:
+            return f"{value} is below its minimum {self.minimum}"
+        if self.maximum is not None and value > self.maximum:
+            return f"{value} is above its maximum {self.maximum}"
+        return None
 
 
 @dataclass(frozen=True, slots=True)

@@ -190,6 +190,8 @@ class InputSchema(_Strict):
     )
     optional = fields.Boolean(load_default=False, truthy={True}, falsy={False})
     default = AnyValue()
+    minimum = AnyValue()
+    maximum = AnyValue()
     aggregate = fields.Nested(AggregateSchema)
 
     @validates_schema

@@ -158,8 +158,8 @@ def scalar_value(kind: Scalar, raw: Any) -> Value:
             number = parse_decimal(raw)
         except ValidationError as error:
             raise ValueError(" ".join(str(m) for m in error.messages)) from None
-        if kind == COUNT and number != number.to_integral_value():
-            raise ValueError(f"a count is a whole number, not {shown(raw)}")
+        if kind == COUNT and (number != number.to_integral_value() or number < 0):
+            raise ValueError(f"a count is a whole number, zero or more, not {shown(raw)}")
         return number
     if kind == BOOLEAN:
         if not isinstance(raw, bool):
@@ -453,10 +453,26 @@ class _Builder:
             aggregate = None
             if "aggregate" in spec:
                 aggregate = self._aggregate(name, kind, spec["aggregate"])
+            low, high = (self._bound(name, kind, spec, key) for key in ("minimum", "maximum"))
             built.append(
-                Input(name, kind, spec["description"], spec["optional"], default, aggregate)
-            )
+                Input(name, kind, spec["description"], spec["optional"], default, aggregate,
+                      low, high)
+            )  # fmt: skip
         return tuple(built)
+
+    def _bound(self, name: str, kind: Type, spec: Mapping[str, Any], key: str) -> Decimal | None:
+        if key not in spec:
+            return None
+        if kind not in NUMERIC:
+            self.fail(f"inputs.{name}.{key}", f"only a number has a {key}, not {kind}")
+            return None
+        try:
+            bound = scalar_value(kind, spec[key])
+        except ValueError as error:
+            self.fail(f"inputs.{name}.{key}", str(error))
+            return None
+        assert isinstance(bound, Decimal)
+        return bound
 
     def _aggregate(self, name: str, kind: Type, spec: Mapping[str, Any]) -> Aggregate | None:
         where = f"inputs.{name}.aggregate"

@@ -14,7 +14,7 @@ import pytest
 
 from contracts.evaluation import Evaluation, evaluate_contract
 from contracts.validate import load_contract_file
-from rules.errors import EvaluationError
+from rules.errors import EvaluationError, RuleError
 
 ROOT = Path(__file__).resolve().parents[2]
 MSSP = ROOT / "contracts" / "templates" / "mssp.yaml"
@@ -57,7 +57,8 @@ def test_each_published_py2018_row_is_reproduced_within_the_stated_tolerance(mss
     result = _settle(mssp, aco)
     net = result.quantity("net_to_provider")
     generated = abs(result.quantity("generated_savings_losses"))
-    tolerance = max(generated * Decimal("0.00005"), Decimal(1))
+    # Savings rows: 0.00005 x generated savings (QualScore has 4 decimals); loss rows: $1.
+    tolerance = generated * Decimal("0.00005") if published_result > 0 else Decimal(1)
     assert abs(net - published_result) <= tolerance, (aco, net, published_result)
     # The PUF prints the MSR to nine decimals.
     assert result.quantity("minimum_savings_rate").quantize(Decimal("1e-9")) == Decimal(
@@ -197,3 +198,55 @@ def test_the_json_result_carries_amounts_as_exact_decimal_strings(mssp):
             "memo": "MSSP shared savings payment",
         }
     ]
+
+
+@pytest.mark.parametrize(("agreement_year", "limit"), [("1", "50000.00"), ("2", "75000.00"),
+                                                       ("3", "100000.00")])  # fmt: skip
+def test_the_track_2_loss_limit_rises_with_the_year_of_the_agreement_period(
+    mssp, agreement_year, limit
+):
+    # cms-methods 1.4: Track 2 loss sharing limit 5% / 7.5% / 10% of B in PY1 / PY2 / PY3.
+    result = evaluate_contract(
+        mssp,
+        {"track": "2", "msr": "0", "agreement_year": agreement_year},
+        {
+            "benchmark": "1000000",
+            "expenditure": "1500000",
+            "assigned_beneficiaries": 6000,
+            "quality_score": "0.9",
+        },
+        period="PY2018",
+    )
+    assert result.quantity("shared_losses") == Decimal(limit)
+
+
+def test_in_the_standard_met_era_the_alternative_standard_earns_nothing(mssp):
+    # PY2021-2022 (42 CFR 425.512(a)(4)): the alternative standard came in only in PY2023.
+    result = evaluate_contract(
+        mssp,
+        {"track": "ENHANCED", "msr": "0.02"},
+        {
+            "benchmark": "1000000",
+            "expenditure": "900000",
+            "assigned_beneficiaries": 6000,
+            "quality_score": "0.6",
+            "quality_standard_met": False,
+            "quality_alternative_standard_met": True,
+            "quality_40th_percentile": "0.8",
+        },
+        period="PY2022",
+    )
+    assert result.quantity("final_sharing_rate") == 0
+
+
+@pytest.mark.parametrize(
+    ("changes", "message"),
+    [
+        ({"quality_score": "1.5"}, "inputs.quality_score: 1.5 is above its maximum 1"),
+        ({"benchmark": "-5"}, "inputs.benchmark: -5 is below its minimum 0"),
+        ({"assigned_beneficiaries": -3}, "a count is a whole number, zero or more"),
+    ],
+)
+def test_inputs_outside_their_declared_range_are_refused(mssp, changes, message):
+    with pytest.raises(RuleError, match=message):
+        _settle(mssp, "A1037", **changes)

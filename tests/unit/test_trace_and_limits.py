@@ -41,8 +41,8 @@ def test_a_different_input_gives_a_different_trace_hash(settled):
 
 def test_each_quantity_records_its_clause_case_values_used_and_parameters_in_force(settled):
     (fsr,) = [q for q in settled.trace()["quantities"] if q["name"] == "final_sharing_rate"]
-    assert fsr["clause"] == "definitions.final_sharing_rate.cases.1.then"
-    assert fsr["case"] == {"index": 1, "when": 'quality_rule == "score"'}
+    assert fsr["clause"] == "definitions.final_sharing_rate.cases.0.then"
+    assert fsr["case"] == {"index": 0, "when": 'quality_rule == "score" and quality_standard_met'}
     assert fsr["used"]["quality_score"] == "0.9026"
     assert fsr["parameters"]["quality_rule"] == {
         "value": "score",
