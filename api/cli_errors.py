@@ -11,6 +11,7 @@ from contextlib import contextmanager
 from typing import Any, ParamSpec, TypeVar
 
 import click
+from sqlalchemy.exc import OperationalError, ProgrammingError
 
 from rules.errors import SettleError
 
@@ -33,6 +34,12 @@ def settle_errors_exit_cleanly() -> Iterator[None]:
         yield
     except SettleError as error:
         raise SettleErrorExit(str(error)) from error
+    except (OperationalError, ProgrammingError) as error:
+        first = str(error.orig or error).strip().splitlines()[0]
+        raise SettleErrorExit(
+            f"the database refused: {first} (has `settle db upgrade` been run on "
+            "SETTLE_DATABASE_URL?)"
+        ) from error
 
 
 def reports_settle_errors(function: Callable[_P, _R]) -> Callable[_P, _R]:

@@ -15,11 +15,12 @@ from contracts.document import json_value
 from contracts.model import Clause, ContractVersion, Definition, Parameter, Period
 from contracts.numbers import shown
 from contracts.validate import value_of
-from rules.canonical import canonical_json, content_hash, decimal_text
+from rules.canonical import canonical_json, content_hash, decimal_text, money_text
 from rules.check import suggest
 from rules.errors import EvaluationError, Problem, RuleError
 from rules.evaluate import Budget, Environment, Reading, RoundingError, evaluate, round_decimal
-from rules.types import Scalar
+from rules.syntax import names_used
+from rules.types import MONEY, Scalar
 from rules.values import Bands, Keyed, Points, RowSet, Value
 
 TRACE_FORMAT = "settle.trace/v1"
@@ -94,7 +95,7 @@ class Evaluation:
         return {
             "contract": self.version.content_hash,
             "period": self.period.id,
-            "quantities": {q.definition.name: json_value(q.value) for q in self.quantities},
+            "quantities": {q.definition.name: _quantity_json(q) for q in self.quantities},
             "payments": [_payment_json(p) for p in self.payments],
             "trace": trace,
             "trace_hash": content_hash(canonical_json(trace)),
@@ -183,7 +184,15 @@ def _resolve_parameters(
     resolved: list[ResolvedParameter] = []
     values: dict[str, Value] = {}
     failed_evaluation = False
+    failed: set[str] = set(overrides) - set(by_name)
     for parameter in contract.parameters:
+        if (
+            parameter.default is not None
+            and parameter.name not in overrides
+            and any(name.name in failed for name in names_used(parameter.default.expr))
+        ):
+            failed.add(parameter.name)  # its own problem would only echo the one reported
+            continue
         try:
             found = _resolve_parameter(
                 parameter, overrides, period, values, contract.rounding.mode, budget
@@ -191,6 +200,7 @@ def _resolve_parameters(
         except RuleError as error:
             failed_evaluation |= isinstance(error, EvaluationError)
             problems.extend(error.problems)
+            failed.add(parameter.name)
             continue
         if found is not None:
             resolved.append(found)
@@ -484,7 +494,7 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
                     {"expression": expression, "values": [json_value(v) for v in per_row]}
                     for expression, per_row in q.rows
                 ],
-                "value": json_value(q.value),
+                "value": _quantity_json(q),
             }
             for q in evaluation.quantities
         ],
@@ -501,6 +511,13 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
             {"name": name, "why": why} for name, why in evaluation.skipped_payments
         ],
     }
+
+
+def _quantity_json(quantity: Quantity) -> Any:
+    """A quantity's value as JSON; money always to at least the cent ("12118222.50")."""
+    if quantity.definition.type == MONEY and isinstance(quantity.value, Decimal):
+        return money_text(quantity.value)
+    return json_value(quantity.value)
 
 
 def _parameters_used(

@@ -9,7 +9,7 @@ from __future__ import annotations
 from decimal import Decimal
 
 from contracts.evaluation import Evaluation, Quantity
-from rules.canonical import decimal_text
+from rules.canonical import decimal_text, money_text
 from rules.syntax import to_source
 from rules.types import MONEY, RATE, Type
 from rules.values import Bands, Keyed, Points, RowSet, Value
@@ -61,7 +61,7 @@ def explain(evaluation: Evaluation) -> str:
     for payment in evaluation.payments:
         lines.append(
             f"  {payment.name}: {payment.payer_account} -> {payment.payee_account}  "
-            f"{_grouped(payment.amount)} {payment.currency}"
+            f"{show(payment.amount, MONEY, payment.currency)}"
         )
         lines.append(
             f"      {payment.memo}; unrounded {_grouped(payment.unrounded)}, rounded to "
@@ -89,7 +89,8 @@ def _quantity_lines(
             lines.append(f"       case {quantity.case + 1} applies: when {case.when.source}")
         else:
             lines.append("       no case applies: otherwise")
-    shown = {name: show(value, None, currency) for name, value in quantity.used}
+    # Plain digits inside an expression: a thousands comma would read as another argument.
+    shown = {name: _plain(value) for name, value in quantity.used}
     indent = " " * (len(definition.name) + 8)
     lines.append(f"       {definition.name} = {quantity.clause.source}")
     substituted = to_source(quantity.clause.expr, shown)
@@ -107,6 +108,13 @@ def _cite(reference: str) -> str:
     return f"  [{reference}]" if reference else ""
 
 
+def _plain(value: Value) -> str:
+    """A value inside a substituted expression: no grouping commas, long decimals cut."""
+    if isinstance(value, Decimal):
+        return _grouped(value).replace(",", "")
+    return show(value, None, "")
+
+
 def show(value: Value, kind: Type | None, currency: str) -> str:
     """A value for reading: grouped digits, long decimals cut with '…', rates also in percent."""
     if isinstance(value, bool):
@@ -115,11 +123,7 @@ def show(value: Value, kind: Type | None, currency: str) -> str:
         return f'"{value}"'
     if isinstance(value, Decimal):
         if kind == MONEY:
-            cents = Decimal(decimal_text(value))  # no trailing zeros, then at least the cents
-            exponent = cents.as_tuple().exponent
-            if isinstance(exponent, int) and exponent > -2:
-                cents = cents.quantize(Decimal("0.01"))
-            return f"{_grouped(cents, keep_zeros=True)} {currency}"
+            return f"{_grouped(Decimal(money_text(value)), keep_zeros=True)} {currency}"
         text = _grouped(value)
         if kind == RATE:
             return f"{text} ({_grouped(value * 100, 4)}%)"

@@ -40,7 +40,7 @@ _SHORT.maxstring = _SHORT.maxother = 50
 def shown(value: Any, limit: int = 60) -> str:
     """A value for a message, cut short without printing it whole first: a hostile value (a YAML
     "billion laughs") must not make a hostile message, nor a slow one."""
-    text = _SHORT.repr(value)
+    text = str(value) if isinstance(value, Decimal) else _SHORT.repr(value)
     return text if len(text) <= limit else text[:limit] + "…"
 
 

@@ -154,6 +154,8 @@ def _with_typed_values(document: dict[str, Any], contract: Contract) -> dict[str
 def scalar_value(kind: Scalar, raw: Any) -> Value:
     """A raw document value as a value of the declared scalar type; ValueError says why not."""
     if kind in NUMERIC:
+        if kind == RATE and isinstance(raw, str) and raw.endswith("%"):
+            return _percent(raw)
         try:
             number = parse_decimal(raw)
         except ValidationError as error:
@@ -173,6 +175,15 @@ def scalar_value(kind: Scalar, raw: Any) -> Value:
     if not isinstance(raw, str):
         raise ValueError(f"expected text, not {shown(raw)}")
     return raw
+
+
+def _percent(raw: str) -> Decimal:
+    """A rate written as a percentage, "60%" or "2.5%", as the decimal it stands for."""
+    try:
+        number = parse_decimal(raw[:-1])
+    except ValidationError as error:
+        raise ValueError(" ".join(str(m) for m in error.messages)) from None
+    return number.scaleb(-2)
 
 
 def type_of(
@@ -316,6 +327,7 @@ class _Builder:
         )
         self._claim_names()
         parameters = self._parameters()
+        self._values_in_force(parameters, periods)
         inputs = self._inputs()
         definitions = self._definitions()
         payments = self._payments(set(document["parties"]))
@@ -339,6 +351,22 @@ class _Builder:
             if name in seen:
                 self.fail(where, f"the {what} '{name}' is used twice")
             seen.add(name)
+
+    def _values_in_force(
+        self, parameters: tuple[Parameter, ...], periods: tuple[Period, ...]
+    ) -> None:
+        """Every parameter without a default has a value in force at every period's start."""
+        for parameter in parameters:
+            if parameter.default is not None or not parameter.values:
+                continue
+            for period in periods:
+                if parameter.in_force(period.start) is None:
+                    first = min(v.effective for v in parameter.values)
+                    self.fail(
+                        f"parameters.{parameter.name}.values",
+                        f"no value in force on {period.start.isoformat()} (period {period.id}); "
+                        f"the first takes effect {first.isoformat()}",
+                    )
 
     def _claim_names(self) -> None:
         sections = (

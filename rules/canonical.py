@@ -42,6 +42,13 @@ def decimal_text(value: Decimal) -> str:
     return "0" if text in ("-0", "0") else text
 
 
+def money_text(value: Decimal) -> str:
+    """An amount as text to at least the cent: Decimal('12.5') -> '12.50'; more places are kept."""
+    text = decimal_text(value)
+    whole, _, fraction = text.partition(".")
+    return f"{whole}.{fraction.ljust(2, '0')}"
+
+
 def canonical_json(value: Any) -> bytes:
     """RFC 8785 bytes of a JSON value whose numbers are all decimal strings or integers."""
     return bytes(rfc8785.dumps(canonical_form(value)))

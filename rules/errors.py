@@ -70,8 +70,13 @@ def _caret_lines(source: str, span: Span) -> str:
     if line_end == -1:
         line_end = len(source)
     line = source[line_start:line_end]
-    shown = line if len(line) <= 160 else line[:160] + "…"
-    offset = span.start - line_start
+    window_start = max(0, min(span.start - line_start - 60, len(line) - 160))
+    shown = line[window_start : window_start + 160]
+    if window_start > 0:
+        shown = "…" + shown[1:]
+    if window_start + 160 < len(line):
+        shown = shown[:-1] + "…"
+    offset = span.start - line_start - window_start
     width = max(1, min(span.end, line_end) - span.start)
     if offset > len(shown):
         offset, width = len(shown), 1

@@ -242,6 +242,25 @@ class _Evaluator:
                 node.args[1].span, f"the table has no row '{key}' (rows: {', '.join(table.keys())})"
             ) from None
 
+    def in_row(
+        self,
+        node: Call,
+        number: int,
+        row: tuple[tuple[str, Value], ...],
+        scope: Mapping[str, Value],
+    ) -> Value:
+        """One row's value; a failure says which row (its number and its first column)."""
+        if len(node.args) == 1:
+            return True
+        try:
+            return self.value(node.args[1], {**scope, **dict(row)})
+        except EvaluationError as error:
+            column, value = row[0]
+            where = f"row {number} of {to_source(node.args[0])} ({column} {value!r:.40})"
+            raise EvaluationError(
+                Problem(p.where, f"{where}: {p.message}", p.source, p.span) for p in error.problems
+            ) from None
+
     def over_rows(self, node: Call, scope: Mapping[str, Value]) -> Value:
         rows = self.value(node.args[0], scope)
         assert isinstance(rows, RowSet)
@@ -249,8 +268,7 @@ class _Evaluator:
         self.row_columns = outer_columns | {column for row in rows.rows[:1] for column, _ in row}
         try:
             per_row = tuple(
-                self.value(node.args[1], {**scope, **dict(row)}) if len(node.args) == 2 else True
-                for row in rows.rows
+                self.in_row(node, number, row, scope) for number, row in enumerate(rows.rows, 1)
             )
         finally:
             self.row_columns = outer_columns

@@ -99,7 +99,7 @@ def test_explain_prints_a_worked_calculation_with_clause_references():
     assert result.returncode == 0, result.stderr
     text = result.stdout
     assert "max_sharing_rate = 0.75 (75%)   default lookup(track_terms, track, " in text
-    assert "savings = benchmark - expenditure\n               = 153,321,713 - 142,409,072" in text
+    assert "savings = benchmark - expenditure\n               = 153321713 - 142409072" in text
     assert "[42 CFR 425.604(d)-(e)]" in text
     assert "shared_savings_payment: payer:cms:mssp -> provider:aco  7,239,566.08 USD" in text
     assert "shared_losses_repayment: not made (condition not met: shared_losses > 0)" in text
@@ -137,3 +137,10 @@ def test_the_demo_validates_the_templates_and_explains_an_mssp_settlement(tmp_pa
     assert "mssp.yaml: valid" in result.stdout
     assert "net_to_provider = shared_savings - shared_losses" in result.stdout
     assert "trace sha256 " in result.stdout
+
+
+def test_storing_a_contract_before_the_schema_exists_says_to_run_db_upgrade(tmp_path):
+    result = settle("contract", "add", MSSP, cwd=tmp_path)
+    assert result.returncode == 2
+    assert "has `settle db upgrade` been run" in result.stderr
+    assert "Traceback" not in result.stderr

@@ -603,5 +603,5 @@ def test_the_trace_lists_a_parameter_read_inside_sum_as_used():
     evaluation = evaluate_contract(version, {}, {"episodes": [{"spend": "10"}, {"spend": "30"}]})
 
     (quantity,) = [q for q in evaluation.trace()["quantities"] if q["name"] == "bad"]
-    assert quantity["value"] == "5"
+    assert quantity["value"] == "5.00"  # money, to the cent
     assert "base_rate" in quantity["used"]

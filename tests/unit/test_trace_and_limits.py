@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from decimal import Decimal
 from pathlib import Path
 
 import pytest
@@ -95,3 +96,41 @@ def test_more_than_a_thousand_definitions_are_refused():
     ]
     _, problems = check_contract(raw)
     assert any(p.where.endswith("definitions") and "1000" in p.message for p in problems)
+
+
+def test_an_error_inside_sum_names_the_row_it_happened_in():
+    version = load_contract_file(ROOT / "contracts" / "templates" / "bundle.yaml")
+    episodes = [
+        {"episode_id": "E1", "ms_drg_code": "470", "benchmark_price": "25000", "actual_spend": "1"},
+        {"episode_id": "E2", "ms_drg_code": "999", "benchmark_price": "25000", "actual_spend": "1"},
+    ]
+    with pytest.raises(
+        RuleError, match=r"row 2 of episodes \(episode_id 'E2'\): the table has no row '999'"
+    ):
+        evaluate_contract(version, {}, {"episodes": episodes, "composite_quality_score": "14"},
+                          period="PY2021")  # fmt: skip
+
+
+def test_a_parameter_with_no_value_in_force_in_a_period_is_caught_at_validation():
+    raw = read_file(MSSP)
+    raw["parameters"]["sequestration_rate"]["values"][0]["effective"] = "2019-01-01"
+    _, problems = check_contract(raw)
+    assert [p.message for p in problems if "sequestration_rate" in p.where] == [
+        "no value in force on 2018-01-01 (period PY2018); the first takes effect 2019-01-01"
+    ]
+
+
+def test_a_rate_value_may_be_written_as_a_percentage():
+    version = load_contract_file(MSSP)
+    evaluation = evaluate_contract(
+        version, {**A1037["params"], "sequestration_rate": "2%"}, A1037["inputs"], period="PY2018"
+    )
+    assert evaluation.quantity("shared_savings") == Decimal("7239566.08")
+
+
+def test_a_bad_override_is_reported_once_without_echoes_in_the_defaults_that_use_it():
+    version = load_contract_file(MSSP)
+    with pytest.raises(RuleError) as raised:
+        evaluate_contract(version, {"track": "4"}, A1037["inputs"], period="PY2018")
+    assert [p.where for p in raised.value.problems] == ["contract mssp-template, parameters.track"]
+    assert "'4' is not one of" in raised.value.problems[0].message
