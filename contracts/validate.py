@@ -294,11 +294,23 @@ class _Builder:
         cycles = _find_cycles(graph)
         self.in_cycles |= {name for cycle in cycles for name in cycle}
         for cycle in cycles:
-            self.fail(
-                where.format(cycle[0]),
-                f"{what} refer to each other in a cycle: " + " -> ".join(cycle),
-            )
+            message = f"{what} refer to each other in a cycle: " + " -> ".join(cycle)
+            self.problems.append(self._at_reference(where.format(cycle[0]), cycle[1], message))
         return bool(cycles)
+
+    def _at_reference(self, clause: str, name: str, message: str) -> Problem:
+        """The problem placed at the first use of `name` in the clause (or clauses) at `clause`,
+        with its caret; at the clause itself when the use cannot be found."""
+        for path, source in expression_sources(self.document):
+            if path != clause and not path.startswith(clause + "."):
+                continue
+            try:
+                uses = [n for n in names_used(parse(source)) if n.name == name]
+            except RuleError:
+                continue
+            if uses:
+                return Problem(path, message, source, uses[0].span)
+        return Problem(clause, message)
 
     def _scope(
         self,
