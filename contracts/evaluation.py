@@ -471,11 +471,11 @@ def _trace(evaluation: Evaluation) -> dict[str, Any]:
                     else {}
                 ),
             }
-            for p in evaluation.parameters
+            for p in sorted(evaluation.parameters, key=lambda p: p.parameter.name)
         ],
         "inputs": [
             {"name": name, "value": json_value(value), "source": source}
-            for name, value, source in evaluation.inputs
+            for name, value, source in sorted(evaluation.inputs, key=lambda item: item[0])
         ],
         "quantities": [
             {

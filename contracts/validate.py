@@ -143,12 +143,33 @@ def _with_typed_values(document: dict[str, Any], contract: Contract) -> dict[str
         for name, spec in document["parameters"].items()
     }
     typed["inputs"] = {
-        name: spec
-        if "default" not in spec
-        else {**spec, "default": json_value(inputs[name].default)}
-        for name, spec in document["inputs"].items()
+        name: _typed_input(spec, inputs[name]) for name, spec in document["inputs"].items()
     }
-    return typed
+    typed["payments"] = [
+        {("from" if key == "from_" else key): value for key, value in payment.items()}
+        for payment in document["payments"]
+    ]
+    written: dict[str, Any] = _without_nulls(typed)
+    return written
+
+
+def _typed_input(spec: dict[str, Any], declared: Input) -> dict[str, Any]:
+    typed_values = {"default": declared.default, "minimum": declared.minimum,
+                    "maximum": declared.maximum}  # fmt: skip
+    return {
+        **spec,
+        **{key: json_value(value) for key, value in typed_values.items() if key in spec},
+    }
+
+
+def _without_nulls(value: Any) -> Any:
+    """The document as it would be written: a key left unset is absent, not null, so the
+    canonical JSON reads back as the same contract."""
+    if isinstance(value, dict):
+        return {key: _without_nulls(inner) for key, inner in value.items() if inner is not None}
+    if isinstance(value, list):
+        return [_without_nulls(inner) for inner in value]
+    return value
 
 
 def scalar_value(kind: Scalar, raw: Any) -> Value:

@@ -16,11 +16,14 @@ from decimal import Decimal
 from typing import Any
 
 from sqlalchemy import (
+    CHAR,
     BigInteger,
     Column,
     Connection,
     DateTime,
     Engine,
+    ForeignKeyConstraint,
+    Index,
     Integer,
     LargeBinary,
     MetaData,
@@ -28,6 +31,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    UniqueConstraint,
     and_,
     insert,
     or_,
@@ -55,7 +59,7 @@ heads = Table(
     "ledger_heads", metadata,
     Column("ledger_id", String(200), primary_key=True),
     Column("size", BigInteger, nullable=False),
-    Column("head_hash", String(64), nullable=False),
+    Column("head_hash", CHAR(64), nullable=False),
     Column("frontier", LargeBinary, nullable=False),
 )  # fmt: skip
 entries_table = Table(
@@ -63,8 +67,8 @@ entries_table = Table(
     Column("ledger_id", String(200), primary_key=True),
     Column("sequence", BigInteger, primary_key=True, autoincrement=False),
     Column("idempotency_key", String(200), nullable=False),
-    Column("entry_hash", String(64), nullable=False),
-    Column("previous_hash", String(64), nullable=False),
+    Column("entry_hash", CHAR(64), nullable=False),
+    Column("previous_hash", CHAR(64), nullable=False),
     Column("canonical", Text, nullable=False),
     Column("contract_id", String(200), nullable=False),
     Column("period", String(200), nullable=False),
@@ -72,6 +76,9 @@ entries_table = Table(
     Column("trace_hash", String(64), nullable=False),
     Column("reverses", String(64), nullable=False),
     Column("recorded_at", DateTime(timezone=True), nullable=False),
+    UniqueConstraint("ledger_id", "idempotency_key", name="uq_ledger_entries_key"),
+    UniqueConstraint("ledger_id", "entry_hash", name="uq_ledger_entries_hash"),
+    Index("ix_ledger_entries_contract_period", "ledger_id", "contract_id", "period"),
 )  # fmt: skip
 postings_table = Table(
     "ledger_postings", metadata,
@@ -81,7 +88,11 @@ postings_table = Table(
     Column("account", String(200), nullable=False),
     Column("side", String(6), nullable=False),
     Column("amount", Text, nullable=False),
-    Column("currency", String(3), nullable=False),
+    Column("currency", CHAR(3), nullable=False),
+    ForeignKeyConstraint(
+        ["ledger_id", "sequence"], ["ledger_entries.ledger_id", "ledger_entries.sequence"]
+    ),
+    Index("ix_ledger_postings_account", "ledger_id", "account"),
 )  # fmt: skip
 nodes_table = Table(
     "ledger_merkle_nodes", metadata,
@@ -94,7 +105,7 @@ checkpoints_table = Table(
     "ledger_checkpoints", metadata,
     Column("ledger_id", String(200), primary_key=True),
     Column("size", BigInteger, primary_key=True, autoincrement=False),
-    Column("root", String(64), nullable=False),
+    Column("root", CHAR(64), nullable=False),
     Column("body", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
 )  # fmt: skip
@@ -105,10 +116,13 @@ signatures_table = Table(
     Column("key_name", String(200), primary_key=True),
     Column("line", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False),
+    ForeignKeyConstraint(
+        ["ledger_id", "size"], ["ledger_checkpoints.ledger_id", "ledger_checkpoints.size"]
+    ),
 )  # fmt: skip
 documents_table = Table(
     "ledger_documents", metadata,
-    Column("content_hash", String(64), primary_key=True),
+    Column("content_hash", CHAR(64), primary_key=True),
     Column("kind", String(40), nullable=False),
     Column("canonical", Text, nullable=False),
 )  # fmt: skip

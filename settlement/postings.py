@@ -30,7 +30,8 @@ def inputs_document(evaluation: Evaluation) -> dict[str, Any]:
         "period": evaluation.period.id,
         "parameters": {p["name"]: {"value": p["value"], "source": p["source"]}
                        for p in trace["parameters"]},
-        "inputs": {i["name"]: i["value"] for i in trace["inputs"]},
+        "inputs": {i["name"]: {"value": i["value"], "source": i["source"]}
+                   for i in trace["inputs"]},
     }  # fmt: skip
 
 

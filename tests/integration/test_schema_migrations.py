@@ -5,19 +5,29 @@ from __future__ import annotations
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, inspect, text
+from sqlalchemy import Engine, MetaData, inspect, text
 
 from api.database import engine_from_url, search_path_schema
 from api.schema import current_revision, head_revision, upgrade_to_head
-from contracts.store import metadata
+from contracts import store as contract_store
+from ledger import store as ledger_store
 
 
-def test_the_migrations_create_exactly_the_tables_the_store_declares(
+def _declared() -> MetaData:
+    """Every table the stores declare, in one MetaData, as the migrations must create them."""
+    combined = MetaData()
+    for declared in (contract_store.metadata, ledger_store.metadata):
+        for table in declared.tables.values():
+            table.to_metadata(combined)
+    return combined
+
+
+def test_the_migrations_create_exactly_the_tables_the_stores_declare(
     upgraded_engine: Engine,
 ) -> None:
     with upgraded_engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, metadata)
+        differences = compare_metadata(context, _declared())
 
     assert differences == []
 
@@ -50,7 +60,7 @@ def test_on_postgresql_the_tables_and_alembic_version_live_in_the_search_path_sc
 
         assert set(inspector.get_table_names(schema=schema)) == {
             "alembic_version",
-            "contract_versions",
+            *_declared().tables,
         }
     finally:
         engine.dispose()

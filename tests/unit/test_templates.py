@@ -45,3 +45,14 @@ def test_every_template_has_a_payer_a_provider_and_payments_between_them(templat
     assert contract.payments
     for payment in contract.payments:
         assert {payment.payer, payment.payee} == {"payer", "provider"}, payment.name
+
+
+def test_the_canonical_json_of_a_template_reads_back_as_the_same_version(template):
+    """What is hashed is a contract document in its own right: an auditor can load it again."""
+    import json
+
+    from contracts.validate import load_contract
+
+    again = load_contract(json.loads(template.canonical_json), name="canonical")
+    assert again.content_hash == template.content_hash
+    assert again.canonical_json == template.canonical_json
