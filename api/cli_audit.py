@@ -21,15 +21,15 @@ from api.config import Settings
 from ledger import merkle
 from ledger.checkpoint import (
     Checkpoint,
-    CheckpointSigner,
-    NoteSignature,
     Policy,
     SignedNote,
     verify_checkpoint,
 )
 from ledger.errors import VerificationError
 from ledger.keys import ProvenKey, SigningKey
-from ledger.store import LedgerError, LedgerStore, StoredCheckpoint
+from ledger.signing import checkpoint_now, note_of, signers_of, stored_checkpoint
+from ledger.signing import cosign as cosign_checkpoint
+from ledger.store import LedgerError
 from ledger.verify import verify_chain
 from settlement.audit import build_bundle, verify_bundle
 
@@ -94,9 +94,7 @@ def checkpoint(settings: Settings, key_path: str) -> None:
     """
     key = _signing_key(key_path)
     with open_ledger(settings) as store:
-        size = store.size()
-        subject = Checkpoint(origin=settings.checkpoint_origin, size=size, root=store.root(size))
-        note = _sign_consistently(store, key, subject)
+        note = checkpoint_now(store, key, origin=settings.checkpoint_origin)
     click.echo(str(note), nl=False)
 
 
@@ -109,52 +107,9 @@ def cosign(settings: Settings, key_path: str, size: int | None) -> None:
     """Co-sign a stored checkpoint after recomputing its root from the entries themselves."""
     key = _signing_key(key_path)
     with open_ledger(settings) as store:
-        stored = _stored(store, size)
-        report = verify_chain(
-            settings.ledger, store.rows(0, stored.size), {stored.size: stored.root}
-        )
-        subject = Checkpoint.parse(stored.body)
-        note = _sign_consistently(store, key, subject)
-    click.echo(f"recomputed {report.size:,} entries: the root matches", err=True)
+        note = cosign_checkpoint(store, key, size=size)
+    click.echo("recomputed the entries: the root matches", err=True)
     click.echo(str(note), nl=False)
-
-
-def _stored(store: LedgerStore, size: int | None) -> StoredCheckpoint:
-    found = store.checkpoints()
-    if not found:
-        raise LedgerError(
-            f"ledger {store.ledger} has no checkpoint: run `settle ledger checkpoint`"
-        )
-    if size is None:
-        return found[-1]
-    for candidate in found:
-        if candidate.size == size:
-            return candidate
-    sizes = ", ".join(str(c.size) for c in found)
-    raise LedgerError(f"ledger {store.ledger} has no checkpoint of size {size}; it has {sizes}")
-
-
-def _sign_consistently(store: LedgerStore, key: SigningKey, subject: Checkpoint) -> SignedNote:
-    """Sign `subject` with `key` if it extends the last checkpoint this key signed; store it."""
-    signed_before = [c for c in store.checkpoints() if _signed_by(c, key.name)]
-    last = Checkpoint.parse(signed_before[-1].body) if signed_before else None
-    proof: Sequence[bytes] = ()
-    if last is not None and 0 < last.size < subject.size:
-        proof = store.consistency_proof(last.size, subject.size)
-    signer = CheckpointSigner(key=key, last=last)
-    note, _ = signer.sign_next(subject, proof, merkle.verify_consistency)
-    store.add_checkpoint(size=subject.size, root=subject.root, body=subject.body())
-    (line,) = [s for s in note.signatures if s.name == key.name]
-    store.add_signature(size=subject.size, key_name=key.name, line=line.line())
-    return _note_of(_stored(store, subject.size))
-
-
-def _signed_by(stored: StoredCheckpoint, name: str) -> bool:
-    return any(NoteSignature.parse(line).name == name for line in stored.signature_lines)
-
-
-def _note_of(stored: StoredCheckpoint) -> SignedNote:
-    return SignedNote.parse(stored.note_text())
 
 
 @ledger.command()
@@ -166,7 +121,7 @@ def checkpoints(settings: Settings) -> None:
     if not found:
         click.echo("no checkpoints")
     for stored in found:
-        names = ", ".join(NoteSignature.parse(line).name for line in stored.signature_lines)
+        names = ", ".join(signers_of(stored))
         click.echo(f"size {stored.size:>10,}  root {stored.root.hex()}  signed by {names or '-'}")
 
 
@@ -253,7 +208,7 @@ def verify(
         return
     policy = _policy(settings.checkpoint_origin, trusted_paths, threshold, required)
     for checkpoint_row in stored:
-        verify_checkpoint(_note_of(checkpoint_row), policy)
+        verify_checkpoint(note_of(checkpoint_row), policy)
     click.echo(f"every checkpoint is signed by {policy.threshold} of {', '.join(policy.names)}")
 
 
@@ -278,7 +233,7 @@ def export(settings: Settings, contract_id: str, period: str, out: str) -> None:
         if not sequences:
             raise LedgerError(f"ledger {settings.ledger} has no entries of contract "
                               f"{contract_id} for period {period}")  # fmt: skip
-        stored = _stored(store, None)
+        stored = stored_checkpoint(store)
         if stored.size <= sequences[-1]:
             raise LedgerError(
                 f"the latest checkpoint (size {stored.size:,}) does not cover entry "

@@ -17,6 +17,7 @@ import click
 from api.cli_ledger import open_ledger
 from api.config import Settings
 from api.database import engine_from_url
+from api.demo import run_demo
 from contracts.cases import EvaluationCase, evaluate_case, is_case_file, read_cases
 from contracts.diff import format_diff
 from contracts.evaluation import Evaluation
@@ -294,16 +295,9 @@ def _indented(error: RuleError) -> str:
 
 
 @click.command()
-def demo() -> None:
-    """Validate the shipped templates, then explain an MSSP settlement from fixtures/."""
-    click.echo("Validating the contract templates in contracts/templates/")
-    for template in sorted(TEMPLATES.glob("*.yaml")):
-        version = load_contract_file(template)
-        click.echo(f"  {template.name}: valid, version {version.content_hash[:16]}…")
-    mssp = load_contract_file(TEMPLATES / "mssp.yaml")
-    click.echo(
-        f"\nSettling {DEMO_CASE.relative_to(FIXTURES.parent)} "
-        "(CMS published for ACO A1037, PY2018: EarnSaveLoss 7,239,220)\n"
-    )
-    (case,) = read_cases(DEMO_CASE)
-    click.echo(explain_text(evaluate_case(mssp, case, {}, None)), nl=False)
+@click.option("--folder", type=click.Path(file_okay=False), default="demo", show_default=True,
+              help="Where the demo keeps its ledger, keys and audit bundle.")  # fmt: skip
+def demo(folder: str) -> None:
+    """The whole flow: validate the templates, explain an MSSP settlement, record it in a
+    ledger, checkpoint and co-sign it, verify, and check an audit bundle offline."""
+    run_demo(Path(folder))
