@@ -166,25 +166,6 @@ def test_under_the_table_floor_the_given_msr_is_required(mssp):
     assert "minimum_savings_rate_given" in message
 
 
-def test_the_sliding_scale_scales_the_sharing_rate_by_the_quality_percentile(mssp):
-    # PY2023+: alternative standard met, score 0.6 against a 40th percentile of 0.8: 75% x 0.75.
-    result = evaluate_contract(
-        mssp,
-        {"track": "ENHANCED", "msr": "0.02"},
-        {
-            "benchmark": "1000000",
-            "expenditure": "900000",
-            "assigned_beneficiaries": 6000,
-            "quality_score": "0.6",
-            "quality_standard_met": False,
-            "quality_alternative_standard_met": True,
-            "quality_40th_percentile": "0.8",
-        },
-        period="PY2023",
-    )
-    assert result.quantity("final_sharing_rate") == Decimal("0.5625")
-
-
 def test_the_json_result_carries_amounts_as_exact_decimal_strings(mssp):
     result = _settle(mssp, "A1037").result()
     assert result["quantities"]["savings_rate"] == "0.07117479179221014834343782736108616"
@@ -220,8 +201,18 @@ def test_the_track_2_loss_limit_rises_with_the_year_of_the_agreement_period(
     assert result.quantity("shared_losses") == Decimal(limit)
 
 
-def test_in_the_standard_met_era_the_alternative_standard_earns_nothing(mssp):
-    # PY2021-2022 (42 CFR 425.512(a)(4)): the alternative standard came in only in PY2023.
+@pytest.mark.parametrize(
+    ("period", "final_sharing_rate"),
+    [
+        # PY2021-2022 (42 CFR 425.512(a)(4)): no alternative standard yet: nothing is earned.
+        ("PY2022", "0"),
+        # PY2023+ sliding scale: score 0.6 against a 40th percentile of 0.8: 75% x 0.75.
+        ("PY2023", "0.5625"),
+    ],
+)
+def test_the_alternative_quality_standard_scales_the_sharing_rate_from_py2023_only(
+    mssp, period, final_sharing_rate
+):
     result = evaluate_contract(
         mssp,
         {"track": "ENHANCED", "msr": "0.02"},
@@ -234,9 +225,9 @@ def test_in_the_standard_met_era_the_alternative_standard_earns_nothing(mssp):
             "quality_alternative_standard_met": True,
             "quality_40th_percentile": "0.8",
         },
-        period="PY2022",
+        period=period,
     )
-    assert result.quantity("final_sharing_rate") == 0
+    assert result.quantity("final_sharing_rate") == Decimal(final_sharing_rate)
 
 
 @pytest.mark.parametrize(
