@@ -13,6 +13,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import random
+import secrets
 import statistics
 import sys
 import tempfile
@@ -133,7 +134,7 @@ def main() -> None:
 
     engine = engine_from_url(arguments.postgres)
     upgrade_to_head(engine)
-    ledger = f"bench-{random.randrange(10**9)}"
+    ledger = f"bench-{secrets.token_hex(6)}"  # not from the seeded random: a fresh ledger per run
     store = LedgerStore(engine, ledger=ledger)
     pg_count = arguments.postgres_entries
     batched = fill(store, pg_count)
