@@ -1,0 +1,154 @@
+"""Reading outcome event files as raw rows, streaming: CSV (Tuva column names, or a mapping file
+for other layouts) and JSON Lines. Memory stays flat whatever the file's size.
+
+Rows come out as (row number, {event column: text}); typing them is `outcomes.parse`. A problem
+with the file itself (encoding, header, a truncated or oversized row) is reported at its row.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from collections.abc import Callable, Iterator, Mapping
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from contracts.document import read_file as read_document
+from outcomes.events import EventType
+from outcomes.parse import row_problem
+from rules.errors import Problem, RuleError
+
+MAX_LINE = 1_000_000  # characters in one row
+Reader = Callable[[Path, EventType, Mapping[str, str]], Iterator[tuple[int, dict[str, Any]]]]
+EXTRA_READERS: dict[str, Reader] = {}  # more formats register here (FHIR, XLSX)
+FORMATS = ("csv", "jsonl")
+
+
+def format_of(path: Path) -> str:
+    suffix = path.suffix.lower().lstrip(".")
+    return {"ndjson": "jsonl", "tsv": "csv"}.get(suffix, suffix)
+
+
+def read_mapping(path: str | Path) -> dict[str, str]:
+    """A column mapping file (YAML or JSON): {event column: the file's column}."""
+    document = read_document(path)
+    if not isinstance(document, Mapping) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in document.items()
+    ):
+        raise RuleError([Problem(str(path), "a mapping maps event columns to file columns, "
+                                 "both as text")])  # fmt: skip
+    return dict(document)
+
+
+def read_rows(
+    path: Path, event_type: EventType, *, mapping: Mapping[str, str] | None = None
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    """The file's rows, numbered as a person counts them (the CSV header is row 1)."""
+    kind = format_of(path)
+    if kind == "csv":
+        yield from _csv_rows(path, event_type, mapping or {})
+    elif kind == "jsonl":
+        yield from _jsonl_rows(path, mapping or {})
+    elif kind in EXTRA_READERS:
+        yield from EXTRA_READERS[kind](path, event_type, mapping or {})
+    else:
+        known = ", ".join(f".{f}" for f in (*FORMATS, *EXTRA_READERS))
+        raise RuleError([Problem(str(path), f"unknown file format '.{kind}'; Settle reads {known}")])  # fmt: skip
+
+
+def _csv_rows(
+    path: Path, event_type: EventType, mapping: Mapping[str, str]
+) -> Iterator[tuple[int, dict[str, Any]]]:
+    where = str(path)
+    csv.field_size_limit(MAX_LINE)
+    with path.open("rb") as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
+        reader = csv.reader(text)
+        number = 0
+        try:
+            header = next(reader, None)
+            number = 1
+            if header is None:
+                raise _fault(where, 0, "the file is empty")
+            columns = _checked_header(where, header, event_type, mapping)
+            for number, cells in enumerate(reader, start=2):
+                if len(cells) != len(header):
+                    if number > 1 and not any(cells):
+                        continue  # a blank line
+                    raise _fault(
+                        where,
+                        number,
+                        f"has {len(cells)} fields, the header has {len(header)} (a truncated or "
+                        "misquoted row?)",
+                    )
+                named = zip(header, cells, strict=True)
+                yield number, {columns.get(name, name): cell for name, cell in named}
+        except UnicodeDecodeError as error:
+            raise _fault(
+                where, number + 1, f"not UTF-8: byte {error.object[error.start]:#04x}"
+            ) from None
+        except csv.Error as error:
+            raise _fault(where, number + 1, f"not readable as CSV: {error}") from None
+
+
+def _checked_header(
+    where: str, header: list[str], event_type: EventType, mapping: Mapping[str, str]
+) -> dict[str, str]:
+    """{file column: event column}; every required column must be there (named or mapped)."""
+    unknown = [event for event in mapping if event_type.column(event) is None]
+    if unknown:
+        raise _fault(
+            where,
+            1,
+            f"the mapping names columns {', '.join(unknown)} that {event_type.name} does not have",
+        )
+    renamed = {source: event for event, source in mapping.items()}
+    duplicated = sorted({name for name in header if header.count(name) > 1})
+    if duplicated:
+        raise _fault(where, 1, f"the header repeats {', '.join(duplicated)}")
+    present = {renamed.get(name, name) for name in header}
+    missing = [c.name for c in event_type.columns if c.required and c.name not in present]
+    if missing:
+        hint = "" if mapping else " (columns named otherwise? give a --mapping file)"
+        raise _fault(
+            where,
+            1,
+            f"the header lacks the required "
+            f"column(s) {', '.join(missing)} of {event_type.name}{hint}",
+        )
+    return renamed
+
+
+def _jsonl_rows(path: Path, mapping: Mapping[str, str]) -> Iterator[tuple[int, dict[str, Any]]]:
+    where = str(path)
+    renamed = {source: event for event, source in mapping.items()}
+    with path.open("rb") as handle:
+        for number, line in enumerate(handle, start=1):
+            if len(line) > MAX_LINE:
+                raise _fault(where, number, f"the line is longer than {MAX_LINE:,} bytes")
+            if not line.strip():
+                continue
+            try:
+                document = json.loads(line.decode("utf-8"), parse_float=Decimal)
+            except (UnicodeDecodeError, ValueError) as error:
+                raise _fault(where, number, f"not a JSON line: {error}") from None
+            if not isinstance(document, dict):
+                raise _fault(where, number, "a line is one JSON object")
+            yield number, {str(renamed.get(k, k)): _text(v) for k, v in document.items()}
+
+
+def _fault(where: str, number: int, reason: str) -> RuleError:
+    """A problem with the file at a row, which stops the batch (nothing of it is stored)."""
+    return RuleError([row_problem(where, number, None, None, reason)])
+
+
+def _text(value: Any) -> Any:
+    if isinstance(value, float):  # parse_float=Decimal leaves none; kept for safety
+        raise RuleError([Problem("JSON", f"a float {value!r} cannot hold an amount exactly")])
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    return str(value)
