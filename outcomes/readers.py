@@ -55,7 +55,8 @@ def read_rows(
         yield from EXTRA_READERS[kind](path, event_type, mapping or {})
     else:
         known = ", ".join(f".{f}" for f in (*FORMATS, *EXTRA_READERS))
-        raise RuleError([Problem(str(path), f"unknown file format '.{kind}'; Settle reads {known}")])  # fmt: skip
+        message = f"unknown file format '.{kind}'; Settle reads {known}"
+        raise RuleError([Problem(str(path), message)])
 
 
 def _csv_rows(
