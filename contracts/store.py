@@ -14,20 +14,18 @@ from datetime import UTC, datetime
 from sqlalchemy import (
     CHAR,
     Column,
-    DateTime,
-    Dialect,
     Engine,
     MetaData,
     Row,
     String,
     Table,
     Text,
-    TypeDecorator,
     insert,
     select,
 )
 from sqlalchemy.exc import IntegrityError
 
+from api.database import UtcDateTime
 from rules.errors import SettleError
 
 CONTRACT_ID_MAX_LENGTH = 200
@@ -47,25 +45,6 @@ class StoredContractVersion:
     created_at: datetime
 
 
-class _UtcDateTime(TypeDecorator[datetime]):
-    """Aware UTC datetimes on every backend; SQLite keeps no zone, so UTC is stored and assumed."""
-
-    impl = DateTime(timezone=True)
-    cache_ok = True
-
-    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        if value.tzinfo is None:
-            raise ValueError(f"a naive datetime cannot be stored: {value!r}")
-        return value.astimezone(UTC)
-
-    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
-        if value is None:
-            return None
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-
-
 metadata = MetaData()
 
 contract_versions = Table(
@@ -74,7 +53,7 @@ contract_versions = Table(
     Column("content_hash", CHAR(64), primary_key=True),
     Column("contract_id", String(CONTRACT_ID_MAX_LENGTH), nullable=False, index=True),
     Column("canonical_json", Text, nullable=False),
-    Column("created_at", _UtcDateTime(), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )
 
 

@@ -20,7 +20,6 @@ from sqlalchemy import (
     BigInteger,
     Column,
     Connection,
-    DateTime,
     Engine,
     ForeignKeyConstraint,
     Index,
@@ -41,6 +40,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
+from api.database import UtcDateTime
 from ledger import merkle
 from ledger.entries import (
     Entry,
@@ -75,7 +75,7 @@ entries_table = Table(
     Column("contract_hash", String(64), nullable=False),
     Column("trace_hash", String(64), nullable=False),
     Column("reverses", String(64), nullable=False),
-    Column("recorded_at", DateTime(timezone=True), nullable=False),
+    Column("recorded_at", UtcDateTime(), nullable=False),
     UniqueConstraint("ledger_id", "idempotency_key", name="uq_ledger_entries_key"),
     UniqueConstraint("ledger_id", "entry_hash", name="uq_ledger_entries_hash"),
     Index("ix_ledger_entries_contract_period", "ledger_id", "contract_id", "period"),
@@ -107,7 +107,7 @@ checkpoints_table = Table(
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("root", CHAR(64), nullable=False),
     Column("body", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
 )  # fmt: skip
 signatures_table = Table(
     "ledger_checkpoint_signatures", metadata,
@@ -115,7 +115,7 @@ signatures_table = Table(
     Column("size", BigInteger, primary_key=True, autoincrement=False),
     Column("key_name", String(200), primary_key=True),
     Column("line", Text, nullable=False),
-    Column("created_at", DateTime(timezone=True), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
     ForeignKeyConstraint(
         ["ledger_id", "size"], ["ledger_checkpoints.ledger_id", "ledger_checkpoints.size"]
     ),

@@ -11,12 +11,13 @@ from api.database import engine_from_url, search_path_schema
 from api.schema import current_revision, head_revision, upgrade_to_head
 from contracts import store as contract_store
 from ledger import store as ledger_store
+from outcomes import store as outcome_store
 
 
 def _declared() -> MetaData:
     """Every table the stores declare, in one MetaData, as the migrations must create them."""
     combined = MetaData()
-    for declared in (contract_store.metadata, ledger_store.metadata):
+    for declared in (contract_store.metadata, ledger_store.metadata, outcome_store.metadata):
         for table in declared.tables.values():
             table.to_metadata(combined)
     return combined

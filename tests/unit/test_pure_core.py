@@ -10,7 +10,12 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
 PURE_FILES = sorted(
-    [*ROOT.glob("rules/*.py"), *ROOT.glob("contracts/*.py"), ROOT / "outcomes" / "catalog.py", ROOT / "outcomes" / "events.py"]
+    [
+        *ROOT.glob("rules/*.py"),
+        *ROOT.glob("contracts/*.py"),
+        ROOT / "outcomes" / "catalog.py",
+        ROOT / "outcomes" / "events.py",
+    ]
 )
 ADAPTERS = {ROOT / "contracts" / "store.py"}
 FORBIDDEN_MODULES = {

@@ -1,0 +1,396 @@
+"""The outcome events store: batches loaded whole or not at all, bitemporal reads, retractions.
+
+A batch is named by the SHA-256 of its file: loading the same file again is a no-op returning the
+batch already there. Every event keeps when it happened (its own dates) and when Settle learned
+it (its batch's `learned_at`); reading "as of T" sees exactly the batches learned by T and not
+retracted by T. Money is stored as integer ten-thousandths and scores as integer billionths, so
+sums are exact on SQLite and PostgreSQL alike; this module converts both ways.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import hashlib
+import json
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from dataclasses import dataclass
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import (
+    CHAR,
+    BigInteger,
+    Column,
+    Connection,
+    Date,
+    Engine,
+    ForeignKey,
+    Index,
+    MetaData,
+    Select,
+    String,
+    Table,
+    Text,
+    exists,
+    func,
+    insert,
+    select,
+    tuple_,
+)
+
+from api.database import UtcDateTime
+from outcomes.events import EVENT_TYPES, EventType
+from outcomes.parse import TypedRow, row_problem, type_row
+from outcomes.readers import read_rows
+from rules.check import suggest
+from rules.errors import Problem, RuleError, SettleError
+from rules.types import COUNT, DATE, MONEY, SCORE
+
+MONEY_SCALE = Decimal(10) ** 4
+SCORE_SCALE = Decimal(10) ** 9
+CHUNK = 5_000
+MAX_PROBLEMS = 100
+
+metadata = MetaData()
+batches_table = Table(
+    "outcome_batches", metadata,
+    Column("batch_id", CHAR(64), primary_key=True),
+    Column("event_type", String(40), nullable=False),
+    Column("source", String(500), nullable=False),
+    Column("learned_at", UtcDateTime(), nullable=False),
+    Column("source_as_of", UtcDateTime(), nullable=True),
+    Index("ix_outcome_batches_learned_at", "learned_at"),
+)  # fmt: skip
+retractions_table = Table(
+    "outcome_retractions", metadata,
+    Column("batch_id", CHAR(64), ForeignKey("outcome_batches.batch_id"), primary_key=True),
+    Column("retracted_at", UtcDateTime(), nullable=False),
+    Column("reason", String(500), nullable=False),
+)  # fmt: skip
+
+
+def _sql_type(kind: object) -> Any:
+    if kind in (MONEY, SCORE, COUNT):
+        return BigInteger()
+    if kind == DATE:
+        return Date()
+    return String(200)
+
+
+def _event_table(event_type: EventType) -> Table:
+    return Table(
+        f"events_{event_type.name}", metadata,
+        Column("batch_id", CHAR(64), ForeignKey("outcome_batches.batch_id"), primary_key=True),
+        Column("row_number", BigInteger, primary_key=True, autoincrement=False),
+        *(Column(c.name, _sql_type(c.type), nullable=not c.required) for c in event_type.columns),
+        Column("extra", Text, nullable=True),
+    )  # fmt: skip
+
+
+EVENT_TABLES: Mapping[str, Table] = {name: _event_table(t) for name, t in EVENT_TYPES.items()}
+Index("ix_events_claim_line_claim_id", EVENT_TABLES["claim_line"].c.claim_id)
+Index("ix_events_claim_line_patient_id", EVENT_TABLES["claim_line"].c.patient_id)
+
+
+class EventStoreError(SettleError):
+    """A load or retraction the store refuses as a whole (not a problem in one row)."""
+
+
+@dataclass(frozen=True, slots=True)
+class Batch:
+    batch_id: str
+    event_type: str
+    source: str
+    learned_at: dt.datetime
+    source_as_of: dt.datetime | None
+    rows: int
+    retracted_at: dt.datetime | None = None
+    retraction_reason: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class LoadResult:
+    batch: Batch
+    loaded: bool  # False: the same file was already loaded, and nothing changed
+
+
+def _utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+def file_hash(path: Path) -> str:
+    digest = hashlib.sha256()
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()
+
+
+def to_database(kind: object, value: Any) -> Any:
+    """A typed value as stored: money and scores as scaled integers."""
+    if value is None:
+        return None
+    if kind == MONEY:
+        return int(value * MONEY_SCALE)
+    if kind == SCORE:
+        return int(value * SCORE_SCALE)
+    return value
+
+
+def from_database(kind: object, value: Any) -> Any:
+    if value is None:
+        return None
+    if kind == MONEY:
+        return Decimal(int(value)) / MONEY_SCALE
+    if kind == SCORE:
+        return Decimal(int(value)) / SCORE_SCALE
+    return value
+
+
+def event_type_named(name: str) -> EventType:
+    found = EVENT_TYPES.get(name)
+    if found is None:
+        raise EventStoreError(f"unknown event type '{name}'{suggest(name, EVENT_TYPES)}; the "
+                              f"types are: {', '.join(EVENT_TYPES)}")  # fmt: skip
+    return found
+
+
+class EventStore:
+    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+        self.engine = engine
+        self._clock = clock
+
+    # Loading ---------------------------------------------------------------------------------
+
+    def load(
+        self,
+        path: str | Path,
+        event_type: str,
+        *,
+        mapping: Mapping[str, str] | None = None,
+        source_as_of: dt.datetime | None = None,
+        on_progress: Callable[[int], None] | None = None,
+    ) -> LoadResult:
+        """Load a file as one batch: every row lands, or none does and every problem (up to
+        MAX_PROBLEMS) is raised together, each naming file, row, column, value and reason."""
+        path = Path(path)
+        kind = event_type_named(event_type)
+        batch_id = file_hash(path)
+        existing = self._batch_or_none(batch_id)
+        if existing is not None:
+            if existing.event_type != kind.name:
+                raise EventStoreError(f"{path} was loaded as {existing.event_type} (batch "
+                                      f"{batch_id[:12]}…), not {kind.name}")  # fmt: skip
+            return LoadResult(existing, loaded=False)
+        with self.engine.begin() as connection:
+            connection.execute(insert(batches_table).values(
+                batch_id=batch_id, event_type=kind.name, source=path.name[:500],
+                learned_at=self._clock(), source_as_of=source_as_of,
+            ))  # fmt: skip
+            loading = _Loading(connection, kind, batch_id, str(path))
+            for number, raw in read_rows(path, kind, mapping=mapping):
+                loading.add(number, raw)
+                if on_progress is not None and number % 10_000 == 0:
+                    on_progress(loading.count)
+            loading.finish()
+        result = self._batch_or_none(batch_id)
+        assert result is not None
+        return LoadResult(result, loaded=True)
+
+    # Batches ---------------------------------------------------------------------------------
+
+    def batches(self) -> tuple[Batch, ...]:
+        with self.engine.connect() as connection:
+            rows = connection.execute(self._batch_query().order_by(batches_table.c.learned_at))
+            return tuple(self._batch_of(connection, row) for row in rows)
+
+    def batch(self, prefix: str) -> Batch:
+        """The batch whose id starts with `prefix` (at least 8 hex characters)."""
+        if len(prefix) < 8:
+            raise EventStoreError("give at least 8 characters of the batch id")
+        with self.engine.connect() as connection:
+            rows = connection.execute(
+                self._batch_query().where(batches_table.c.batch_id.startswith(prefix))
+            ).all()
+            if len(rows) != 1:
+                what = "no batch" if not rows else f"{len(rows)} batches"
+                raise EventStoreError(f"{what} with an id starting {prefix}")
+            return self._batch_of(connection, rows[0])
+
+    def retract(self, prefix: str, *, reason: str) -> Batch:
+        """Withdraw a whole batch from reads as of now: a retraction record, nothing deleted."""
+        batch = self.batch(prefix)
+        if batch.retracted_at is not None:
+            raise EventStoreError(f"batch {batch.batch_id[:12]}… was retracted on "
+                                  f"{batch.retracted_at.isoformat()}")  # fmt: skip
+        if not reason.strip():
+            raise EventStoreError("say why the batch is retracted")
+        record = {"batch_id": batch.batch_id, "retracted_at": self._clock(), "reason": reason[:500]}
+        with self.engine.begin() as connection:
+            connection.execute(insert(retractions_table).values(record))
+        return self.batch(batch.batch_id)
+
+    def _batch_or_none(self, batch_id: str) -> Batch | None:
+        with self.engine.connect() as connection:
+            row = connection.execute(
+                self._batch_query().where(batches_table.c.batch_id == batch_id)
+            ).one_or_none()
+            return None if row is None else self._batch_of(connection, row)
+
+    @staticmethod
+    def _batch_query() -> Select[Any]:
+        return select(
+            batches_table, retractions_table.c.retracted_at, retractions_table.c.reason
+        ).outerjoin(retractions_table)
+
+    @staticmethod
+    def _batch_of(connection: Connection, row: Any) -> Batch:
+        table = EVENT_TABLES[row.event_type]
+        count = connection.scalar(
+            select(func.count()).select_from(table).where(table.c.batch_id == row.batch_id)
+        )
+        return Batch(row.batch_id, row.event_type, row.source, row.learned_at, row.source_as_of,
+                     int(count or 0), row.retracted_at, row.reason or "")  # fmt: skip
+
+    # Reading ---------------------------------------------------------------------------------
+
+    def events(self, event_type: str, *, as_of: dt.datetime) -> Iterator[dict[str, Any]]:
+        """Every event of a type known as of `as_of` (learned by then, not retracted by then)."""
+        kind = event_type_named(event_type)
+        table = EVENT_TABLES[kind.name]
+        query = select(table).where(table.c.batch_id.in_(visible_batches(as_of)))
+        with self.engine.connect() as connection:
+            for row in connection.execute(query.order_by(table.c.batch_id, table.c.row_number)):
+                yield {c.name: from_database(c.type, getattr(row, c.name)) for c in kind.columns}
+
+
+def live_batches() -> Select[Any]:
+    """The ids of the batches never retracted."""
+    retracted = exists().where(retractions_table.c.batch_id == batches_table.c.batch_id)
+    return select(batches_table.c.batch_id).where(~retracted)
+
+
+def visible_batches(as_of: dt.datetime) -> Select[Any]:
+    """The ids of the batches known as of `as_of`: learned by then and not retracted by then."""
+    retracted = exists().where(
+        retractions_table.c.batch_id == batches_table.c.batch_id,
+        retractions_table.c.retracted_at <= as_of,
+    )
+    return select(batches_table.c.batch_id).where(batches_table.c.learned_at <= as_of, ~retracted)
+
+
+class _Loading:
+    """One batch being loaded: rows typed and checked chunk by chunk, written while no problem
+    has been found, and every problem (up to a cap) gathered for one report."""
+
+    def __init__(self, connection: Connection, kind: EventType, batch_id: str, where: str) -> None:
+        self.connection, self.kind, self.batch_id, self.where = connection, kind, batch_id, where
+        self.table = EVENT_TABLES[kind.name]
+        self.problems: list[Problem] = []
+        self.chunk: list[TypedRow] = []
+        self.count = 0
+
+    def add(self, number: int, raw: Mapping[str, Any]) -> None:
+        typed, problems = type_row(self.kind, raw, where=self.where, number=number)
+        self._report(problems)
+        if typed is not None:
+            self.chunk.append(typed)
+            self.count += 1
+        if len(self.chunk) >= CHUNK:
+            self._flush()
+
+    def finish(self) -> None:
+        self._flush()
+        if self.count == 0 and not self.problems:
+            self._report([row_problem(self.where, 0, None, None, "the file has no rows")])
+        if self.problems:
+            more = (
+                f" (the first {MAX_PROBLEMS} are shown)"
+                if len(self.problems) >= MAX_PROBLEMS
+                else ""
+            )
+            summary = Problem(
+                self.where, f"nothing was loaded: {len(self.problems)} problem(s){more}"
+            )
+            raise RuleError([summary, *self.problems])
+
+    def _report(self, problems: Sequence[Problem]) -> None:
+        room = MAX_PROBLEMS - len(self.problems)
+        self.problems.extend(problems[: max(room, 0)])
+
+    def _flush(self) -> None:
+        chunk, self.chunk = self.chunk, []
+        if not chunk:
+            return
+        self._report(self._duplicate_keys(chunk))
+        if self.kind.name == "claim_line":
+            self._report(self._unknown_adjusted_claims(chunk))
+        if self.problems:
+            return  # keep checking the rest of the file, write nothing more
+        columns = self.kind.columns
+        self.connection.execute(insert(self.table), [
+            {"batch_id": self.batch_id, "row_number": row.number,
+             **{c.name: to_database(c.type, row.values[c.name]) for c in columns},
+             "extra": _extra_text(row.extra)}
+            for row in chunk
+        ])  # fmt: skip
+
+    def _duplicate_keys(self, chunk: Sequence[TypedRow]) -> list[Problem]:
+        """Keys repeated within the chunk, or of rows of this batch already written."""
+        kinds = [column.type for column in self.kind.columns if column.name in self.kind.key]
+        first: dict[tuple[Any, ...], int] = {}
+        problems = []
+        for row in chunk:
+            key = tuple(to_database(kind, row.values[name])
+                        for kind, name in zip(kinds, self.kind.key, strict=True))  # fmt: skip
+            if key in first:
+                problems.append(self._repeat(row.number, first[key], key))
+            first.setdefault(key, row.number)
+        columns = [self.table.c[name] for name in self.kind.key]
+        written = self.connection.execute(
+            select(self.table.c.row_number, *columns).where(
+                self.table.c.batch_id == self.batch_id, tuple_(*columns).in_(list(first))
+            )
+        )
+        for number, *values in written:
+            key = tuple(values)
+            problems.append(self._repeat(first[key], number, key))
+        return problems
+
+    def _repeat(self, number: int, first: int, values: tuple[Any, ...]) -> Problem:
+        named = ", ".join(f"{k} {v!r}" for k, v in zip(self.kind.key, values, strict=True))
+        reason = f"repeats the key of row {first} ({named}) in the same batch"
+        return row_problem(self.where, number, None, None, reason)
+
+    def _unknown_adjusted_claims(self, chunk: Sequence[TypedRow]) -> list[Problem]:
+        problems = []
+        adjusting = [r for r in chunk if r.values["claim_status"] in ("replacement", "void")]
+        named = {r.values["adjusted_claim_id"] for r in adjusting if r.values["adjusted_claim_id"]}
+        table = self.table
+        known = set(self.connection.scalars(
+            select(table.c.claim_id).distinct().where(
+                table.c.claim_id.in_(named),
+                table.c.batch_id.in_(live_batches()),
+            )
+        )) if named else set()  # fmt: skip
+        seen_in_chunk: set[Any] = set()
+        for row in chunk:
+            target = row.values["adjusted_claim_id"]
+            why = None
+            if row in adjusting and not target:
+                why = "a replacement or void names the claim it adjusts"
+            elif row in adjusting and target not in known and target not in seen_in_chunk:
+                why = "adjusts a claim that was never loaded"
+            if why is not None:
+                problems.append(
+                    row_problem(self.where, row.number, "adjusted_claim_id", target, why)
+                )
+            seen_in_chunk.add(row.values["claim_id"])
+        return problems
+
+
+def _extra_text(extra: Mapping[str, str]) -> str | None:
+    if not extra:
+        return None
+    return json.dumps(dict(sorted(extra.items())), ensure_ascii=False, separators=(",", ":"))
