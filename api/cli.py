@@ -11,7 +11,7 @@ from collections.abc import Callable
 import click
 from sqlalchemy import Engine
 
-from api import cli_audit, cli_ledger, cli_rules
+from api import cli_audit, cli_events, cli_ledger, cli_rules
 from api.cli_errors import SettleGroup
 from api.config import CONFIG_FILE_VARIABLE, Settings, load_settings, variables_help
 from api.database import engine_from_url, masked_url
@@ -78,3 +78,4 @@ def _describe(revision: str | None) -> str:
 cli_rules.register(main)
 cli_ledger.register(main)
 cli_audit.register(main)
+cli_events.register(main)
