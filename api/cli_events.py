@@ -42,8 +42,12 @@ def events() -> None:
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--type", "event_type", required=True, type=click.Choice(list(EVENT_TYPES)),
               help="The event type of every row.")  # fmt: skip
-@click.option("--mapping", type=click.Path(dir_okay=False, exists=True), default=None,
-              help="YAML or JSON {event column: file column} for other layouts than Tuva's.")  # fmt: skip
+@click.option(
+    "--mapping",
+    type=click.Path(dir_okay=False, exists=True),
+    default=None,
+    help="YAML or JSON {event column: file column} for other layouts than Tuva's.",
+)
 @click.option("--as-of-source", type=click.DateTime(), default=None,
               help="When the source says it knew these events (kept with the batch).")  # fmt: skip
 @click.pass_obj
