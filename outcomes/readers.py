@@ -153,3 +153,11 @@ def _text(value: Any) -> Any:
     if isinstance(value, bool):
         return "true" if value else "false"
     return str(value)
+
+
+# The formats read with a third-party package, each in its own module, register last. A
+# `.fhir.ndjson` file reaches its reader once `format_of` tells it from plain `.ndjson`.
+from outcomes.readers_fhir import read_fhir_bundle, read_fhir_ndjson  # noqa: E402
+from outcomes.readers_xlsx import read_xlsx  # noqa: E402
+
+EXTRA_READERS.update({"json": read_fhir_bundle, "fhir.ndjson": read_fhir_ndjson, "xlsx": read_xlsx})
