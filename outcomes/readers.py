@@ -27,6 +27,8 @@ FORMATS = ("csv", "jsonl")
 
 
 def format_of(path: Path) -> str:
+    if path.name.lower().endswith(".fhir.ndjson"):
+        return "fhir.ndjson"
     suffix = path.suffix.lower().lstrip(".")
     return {"ndjson": "jsonl", "tsv": "csv"}.get(suffix, suffix)
 
@@ -66,7 +68,7 @@ def _csv_rows(
     csv.field_size_limit(MAX_LINE)
     with path.open("rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
-        reader = csv.reader(text)
+        reader = csv.reader(text, strict=True)
         number = 0
         try:
             header = next(reader, None)

@@ -20,6 +20,15 @@ down_revision = "0002_ledger"
 branch_labels = None
 depends_on = None
 
+EVENT_KEYS = {
+    "events_claim_line": ("claim_id", "claim_line_number"),
+    "events_eligibility": ("patient_id", "payer", "plan", "enrollment_start_date"),
+    "events_attribution": ("patient_id", "provider_id", "period_start"),
+    "events_quality_result": ("measure_id", "provider_id", "period_start"),
+    "events_episode": ("episode_id",),
+    "events_risk_score": ("patient_id", "model", "period_start"),
+    "events_admission": ("encounter_id",),
+}
 EVENT_TABLES = (
     "events_claim_line",
     "events_eligibility",
@@ -171,6 +180,8 @@ def upgrade() -> None:
         sa.Column("status", sa.String(200), nullable=True),
         sa.Column("extra", sa.Text(), nullable=True),
     )
+    for table, key in EVENT_KEYS.items():  # a key is unique within its batch
+        op.create_index(f"uq_{table}_key", table, ["batch_id", *key], unique=True)
     op.create_index("ix_events_claim_line_claim_id", "events_claim_line", ["claim_id"])
     op.create_index("ix_events_claim_line_patient_id", "events_claim_line", ["patient_id"])
     _refuse_changes()

@@ -271,10 +271,6 @@ def test_the_admissions_fixture_reads_each_encounter_at_its_line():
     assert typed[2].values["discharge_date"] is None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="format_of reads only the last suffix, so .fhir.ndjson goes to the JSON Lines reader",
-)
 def test_a_fhir_ndjson_file_reaches_the_fhir_reader_through_the_registry():
     path = FIXTURES / "admissions.fhir.ndjson"
 

@@ -1,0 +1,191 @@
+"""Loading outcome events on SQLite and PostgreSQL: a batch lands whole or not at all, is named by
+its content, and reads are bitemporal (what was known as of a time)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import signal
+import subprocess
+import sys
+import time
+from decimal import Decimal
+from pathlib import Path
+
+import pytest
+from sqlalchemy import func, select
+
+from outcomes import store as outcome_store
+from outcomes.store import EVENT_TABLES, EventStore, EventStoreError
+from rules.errors import RuleError
+
+TUVA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tuva-synthetic"
+HEADER = "claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount"
+
+
+class Clock:
+    """A clock the test moves by hand."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(minutes=1)
+        return self.now
+
+
+@pytest.fixture
+def clock():
+    return Clock()
+
+
+@pytest.fixture
+def store(upgraded_engine, clock):
+    return EventStore(upgraded_engine, clock=clock)
+
+
+def claims(tmp_path: Path, name: str, *rows: str) -> Path:
+    path = tmp_path / name
+    path.write_text("\n".join([HEADER, *rows]) + "\n", encoding="utf-8")
+    return path
+
+
+def paid(store: EventStore, as_of: dt.datetime) -> Decimal:
+    return sum((e["paid_amount"] for e in store.events("claim_line", as_of=as_of)), Decimal(0))
+
+
+def test_the_tuva_claims_load_with_their_known_totals(store):
+    result = store.load(TUVA / "medical_claim.csv", "claim_line")
+    assert result.loaded and result.batch.rows == 6_075
+    rows = list(store.events("claim_line", as_of=dt.datetime(2100, 1, 1, tzinfo=dt.UTC)))
+    assert len({r["claim_id"] for r in rows}) == 3_106
+    assert sum(r["paid_amount"] for r in rows) == Decimal("3970274.95")
+
+
+def test_the_tuva_eligibility_loads_every_span(store):
+    # 219 spans: the file has 219 data rows (no newline after the last).
+    assert store.load(TUVA / "eligibility.csv", "eligibility").batch.rows == 219
+
+
+def test_loading_the_same_file_again_returns_the_batch_already_there(store, tmp_path):
+    path = claims(tmp_path, "a.csv", "c1,1,professional,p1,2018-01-05,10.00")
+    first = store.load(path, "claim_line")
+    again = store.load(path, "claim_line")
+    assert not again.loaded and again.batch == first.batch
+    assert len(store.batches()) == 1
+    with pytest.raises(EventStoreError, match="was loaded as claim_line"):
+        store.load(path, "admission")
+
+
+def test_a_read_as_of_a_time_sees_exactly_what_was_known_then(store, tmp_path, clock):
+    store.load(claims(tmp_path, "a.csv", "c1,1,professional,p1,2018-01-05,10.00"), "claim_line")
+    between = clock.now + dt.timedelta(seconds=30)
+    store.load(claims(tmp_path, "b.csv", "c2,1,professional,p1,2018-01-06,5.00"), "claim_line")
+    assert paid(store, between) == Decimal("10.00")
+    assert paid(store, clock.now) == Decimal("15.00")
+
+
+def test_a_retracted_batch_is_withdrawn_from_later_reads_but_not_from_earlier_ones(
+    store, tmp_path, clock
+):
+    batch = store.load(claims(tmp_path, "a.csv", "c1,1,professional,p1,2018-01-05,10.00"),
+                       "claim_line").batch  # fmt: skip
+    before = clock.now + dt.timedelta(seconds=30)
+    retracted = store.retract(batch.batch_id[:12], reason="sent twice by the payer")
+    assert retracted.retraction_reason == "sent twice by the payer"
+    assert paid(store, before) == Decimal("10.00")
+    assert paid(store, clock.now) == 0
+    with pytest.raises(EventStoreError, match="was retracted"):
+        store.retract(batch.batch_id[:12], reason="again")
+
+
+def test_a_replacement_and_a_void_must_name_a_loaded_claim(store, tmp_path):
+    store.load(claims(tmp_path, "a.csv", "c1,1,professional,p1,2018-01-05,10.00"), "claim_line")
+    header = HEADER + ",claim_status,adjusted_claim_id"
+    path = tmp_path / "b.csv"
+    path.write_text(f"{header}\nc2,1,professional,p1,2018-01-05,12.00,replacement,c1\n"
+                    "c3,1,professional,p1,2018-01-05,0,void,c1\n")  # fmt: skip
+    assert store.load(path, "claim_line").batch.rows == 2
+
+
+def test_duplicate_keys_are_found_across_chunks_of_a_large_batch(store, tmp_path, monkeypatch):
+    monkeypatch.setattr(outcome_store, "CHUNK", 2)
+    path = claims(tmp_path, "a.csv", *(f"c{i},1,professional,p1,2018-01-05,1.00" for i in range(7)),
+                  "c1,1,professional,p1,2018-01-05,1.00")  # fmt: skip
+    with pytest.raises(RuleError, match=r"a.csv:9: repeats the key of row 3 \(claim_id 'c1', "):
+        store.load(path, "claim_line")
+    assert store.batches() == ()
+
+
+BROKEN: list[tuple[str, str, bytes, str]] = [
+    ("wrong-encoding", "a.csv", (HEADER + "\nc1,1,professional,p\xe9,2018-01-05,1.00\n").encode("latin-1"), "not UTF-8"),
+    ("missing-column", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id\nc1,1,professional,p1\n", "lacks the required column(s) paid_amount"),
+    ("exponent-amount", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,1e3\n").encode(), "column paid_amount = '1e3': not an amount"),
+    ("two-points-amount", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,12.345.6\n").encode(), "'12.345.6': not an amount"),
+    ("thousands-separator", "a.csv", (HEADER + '\nc1,1,professional,p1,2018-01-05,"1,234.00"\n').encode(), "'1,234.00': not an amount"),
+    ("five-decimals", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,1.00001\n").encode(), "not an amount"),
+    ("negative-units", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id,paid_amount,service_unit_quantity\nc1,1,professional,p1,1.00,-2\n", "column service_unit_quantity = '-2': not a count"),
+    ("fractional-line-number", "a.csv", (HEADER + "\nc1,1.5,professional,p1,2018-01-05,1.00\n").encode(), "claim_line_number = '1.5'"),
+    ("date-out-of-range", "a.csv", (HEADER + "\nc1,1,professional,p1,1800-01-05,1.00\n").encode(), "outside 1900-01-01 to 2100-12-31"),
+    ("date-not-in-calendar", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-02-30,1.00\n").encode(), "not a calendar date"),
+    ("date-other-format", "a.csv", (HEADER + "\nc1,1,professional,p1,01/05/2018,1.00\n").encode(), "not a date YYYY-MM-DD"),
+    ("required-value-empty", "a.csv", (HEADER + "\nc1,1,professional,,2018-01-05,1.00\n").encode(), "column patient_id = '': is required"),
+    ("text-too-long", "a.csv", (HEADER + f"\nc1,1,professional,{'p' * 300},2018-01-05,1.00\n").encode(), "longer than 200 characters"),
+    ("unknown-claim-status", "a.csv", (HEADER + ",claim_status\nc1,1,professional,p1,2018-01-05,1.00,reversed\n").encode(), "must be one of original, replacement, void"),
+    ("duplicate-keys", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,1.00\nc1,1,professional,p1,2018-01-06,2.00\n").encode(), "a.csv:3: repeats the key of row 2"),
+    ("replacement-of-unknown-claim", "a.csv", (HEADER + ",claim_status,adjusted_claim_id\nc2,1,professional,p1,2018-01-05,1.00,replacement,nope\n").encode(), "adjusts a claim that was never loaded"),
+    ("void-naming-nothing", "a.csv", (HEADER + ",claim_status,adjusted_claim_id\nc2,1,professional,p1,2018-01-05,0,void,\n").encode(), "names the claim it adjusts"),
+    ("truncated-row", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,1.00\nc2,1,profess").encode(), "a.csv:3: has 3 fields, the header has 6"),
+    ("unclosed-quote", "a.csv", (HEADER + '\nc1,1,professional,"p1,2018-01-05,1.00\n').encode(), "not readable as CSV"),
+    ("line-over-the-size-limit", "a.csv", (HEADER + "\nc1,1,professional," + "p" * 1_100_000 + ",2018-01-05,1.00\n").encode(), "not readable as CSV"),
+    ("empty-file", "a.csv", b"", "the file is empty"),
+    ("header-only", "a.csv", (HEADER + "\n").encode(), "the file has no rows"),
+    ("header-repeats-a-column", "a.csv", (HEADER + ",paid_amount\nc1,1,professional,p1,2018-01-05,1.00,2.00\n").encode(), "the header repeats paid_amount"),
+    ("jsonl-not-json", "a.jsonl", b'{"claim_id": "c1",\n', "a.jsonl:1: not a JSON line"),
+    ("jsonl-not-an-object", "a.jsonl", b"[1, 2]\n", "a line is one JSON object"),
+    ("jsonl-exponent-number", "a.jsonl", b'{"claim_id":"c1","claim_line_number":1,"claim_type":"professional","patient_id":"p1","paid_amount":1e3}\n', "not an amount"),
+    ("jsonl-missing-field", "a.jsonl", b'{"claim_id":"c1","claim_line_number":1,"claim_type":"professional","paid_amount":"1.00"}\n', "column patient_id = None: is required"),
+    ("unknown-format", "a.txt", b"whatever\n", "unknown file format '.txt'"),
+    ("many-problems-reported-together", "a.csv", (HEADER + "\n" + "\n".join(f"c{i},x,professional,p1,2018-01-05,1.00" for i in range(150)) + "\n").encode(), "150 problem(s) (the first 100 are shown)"),
+]  # fmt: skip
+
+
+@pytest.mark.parametrize(("name", "file", "content", "message"), BROKEN, ids=[b[0] for b in BROKEN])
+def test_a_broken_file_is_refused_with_where_and_why_and_nothing_is_stored(
+    store, tmp_path, name, file, content, message
+):
+    path = tmp_path / file
+    path.write_bytes(content)
+    with pytest.raises(RuleError) as raised:
+        store.load(path, "claim_line")
+    assert message in str(raised.value), str(raised.value)[:500]
+    assert store.batches() == ()
+    with store.engine.connect() as connection:
+        table = EVENT_TABLES["claim_line"]
+        assert connection.scalar(select(func.count()).select_from(table)) == 0
+
+
+def test_a_load_killed_midway_leaves_no_batch_and_no_rows(upgraded_engine, database_url, tmp_path):
+    big = tmp_path / "big.csv"
+    lines = (TUVA / "medical_claim.csv").read_text().splitlines()
+    with big.open("w") as handle:
+        handle.write(lines[0] + "\n")
+        for copy in range(25):
+            for line in lines[1:]:
+                handle.write(f"k{copy}-{line}\n")  # re-keyed: claim_id k<copy>-<id>
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SETTLE_")},
+           "SETTLE_DATABASE_URL": database_url}  # fmt: skip
+    loader = subprocess.Popen(
+        [str(Path(sys.executable).with_name("settle")), "events", "load", str(big), "--type",
+         "claim_line"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+    )  # fmt: skip
+    time.sleep(2.0)
+    assert loader.poll() is None, "the load finished before it could be killed"
+    os.kill(loader.pid, signal.SIGKILL)
+    loader.wait(timeout=30)
+    store = EventStore(upgraded_engine)
+    assert store.batches() == ()
+    with upgraded_engine.connect() as connection:
+        table = EVENT_TABLES["claim_line"]
+        assert connection.scalar(select(func.count()).select_from(table)) == 0
+    assert store.load(TUVA / "medical_claim.csv", "claim_line").batch.rows == 6_075
