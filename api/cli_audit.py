@@ -6,7 +6,6 @@ Thin: each reads files and the configured ledger, calls `ledger` and `settlement
 
 from __future__ import annotations
 
-import itertools
 import json
 import os
 import stat
@@ -18,20 +17,15 @@ import click
 
 from api.cli_ledger import ledger, open_ledger
 from api.config import Settings
-from ledger import merkle
 from ledger.checkpoint import (
-    Checkpoint,
     Policy,
     SignedNote,
-    verify_checkpoint,
 )
-from ledger.errors import VerificationError
 from ledger.keys import ProvenKey, SigningKey
-from ledger.signing import checkpoint_now, note_of, signers_of, stored_checkpoint
+from ledger.signing import checkpoint_now, signers_of, verify_store
 from ledger.signing import cosign as cosign_checkpoint
 from ledger.store import LedgerError
-from ledger.verify import verify_chain
-from settlement.audit import build_bundle, verify_bundle
+from settlement.audit import build_bundle, bundle_origin, verify_bundle
 
 
 def register(group: click.Group) -> None:
@@ -59,10 +53,14 @@ def keys() -> None:
 )
 def new_key(party: str, out: str) -> None:
     """Make a key pair: a secret key file to keep, and a public line to give to verifiers."""
-    key = SigningKey.generate(party)
+    try:
+        key = SigningKey.generate(party)
+    except ValueError as error:
+        raise click.BadParameter(str(error), param_hint="--party") from None
     folder = Path(out)
     folder.mkdir(parents=True, exist_ok=True)
-    secret, public = folder / f"{party}.key", folder / f"{party}.pub"
+    stem = party.replace("/", "_")  # a key name may hold '/' (an origin); a file name may not
+    secret, public = folder / f"{stem}.key", folder / f"{stem}.pub"
     if secret.exists():
         raise click.ClickException(f"{secret} exists: refusing to overwrite a key")
     descriptor = os.open(secret, os.O_WRONLY | os.O_CREAT | os.O_EXCL, stat.S_IRUSR | stat.S_IWUSR)
@@ -85,16 +83,24 @@ def _signing_key(path: str) -> SigningKey:
 @ledger.command()
 @click.option("--key", "key_path", required=True, type=click.Path(dir_okay=False, exists=True),
               help="The service's secret key file.")  # fmt: skip
+@click.option(
+    "--state",
+    default=None,
+    type=click.Path(dir_okay=False),
+    help="Where the key's last signed checkpoint is kept, outside the database "
+    "(default: <key>.last); it refuses to sign a history that does not extend it.",
+)
 @click.pass_obj
-def checkpoint(settings: Settings, key_path: str) -> None:
+def checkpoint(settings: Settings, key_path: str, state: str | None) -> None:
     """Sign a checkpoint of the ledger as it is now (tree size and root, a C2SP signed note).
 
     The key never signs a checkpoint inconsistent with the last one it signed: the consistency
     proof between them is checked first.
     """
     key = _signing_key(key_path)
+    remembered = Path(state) if state else Path(key_path + ".last")
     with open_ledger(settings) as store:
-        note = checkpoint_now(store, key, origin=settings.checkpoint_origin)
+        note = checkpoint_now(store, key, origin=settings.checkpoint_origin, state=remembered)
     click.echo(str(note), nl=False)
 
 
@@ -169,7 +175,15 @@ def _policy(
 @click.command()
 @_with_policy_options
 @click.option(
-    "--deep", is_flag=True, help="Also re-check every entry's canonical form and balance."
+    "--deep",
+    is_flag=True,
+    help="Also re-check each entry's form and balance, its stored columns and postings.",
+)
+@click.option(
+    "--against",
+    multiple=True,
+    type=click.Path(dir_okay=False, exists=True),
+    help="A signed checkpoint note you kept: the ledger must extend it (repeatable).",
 )
 @click.pass_obj
 def verify(
@@ -178,38 +192,33 @@ def verify(
     threshold: int | None,
     required: tuple[str, ...],
     deep: bool,
+    against: tuple[str, ...],
 ) -> None:
-    """Verify the ledger: the chain, the Merkle root at every checkpoint, the checkpoints'
-    signatures (with --trusted) and the consistency of successive checkpoints.
-
-    Reports the first bad sequence number and why, and exits 2.
+    """Verify the ledger from its bytes: the chain, the Merkle nodes and frontier, every
+    checkpoint's root against its signed note, the signatures (with --trusted), and any
+    checkpoint you kept (--against). Reports the first fault and exits 2.
     """
+    policy = (_policy(settings.checkpoint_origin, trusted_paths, threshold, required)
+              if trusted_paths else None)  # fmt: skip
+    kept = [SignedNote.parse(Path(path).read_text(encoding="utf-8")) for path in against]
     with open_ledger(settings) as store:
-        head = store.head()
-        stored = store.checkpoints()
-        roots = {c.size: c.root for c in stored}
-        report = verify_chain(settings.ledger, store.rows(), roots, expected_size=head.size,
-                              deep=deep)  # fmt: skip
-        if report.head_hash != head.head_hash:
-            raise VerificationError(f"head: expected {report.head_hash.hex()}, got "
-                                    f"{head.head_hash.hex()}")  # fmt: skip
-        for older, newer in itertools.pairwise(stored):
-            if older.size:
-                proof = store.consistency_proof(older.size, newer.size)
-                merkle.verify_consistency(older.size, newer.size, older.root, newer.root, proof)
-    click.echo(f"ledger {settings.ledger}: {report.size:,} entries, chain and root verified "
-               f"(root {report.root.hex()})")  # fmt: skip
-    if not stored:
-        click.echo("no checkpoints yet: nothing signed to check against")
-        return
-    click.echo(f"{len(stored)} checkpoint(s) match the recomputed roots and are consistent")
-    if not trusted_paths:
+        report = verify_store(store, policy=policy, deep=deep, against=kept)
+    chain = report.chain
+    checked = "chain, Merkle nodes and frontier" + (
+        ", entries, columns and postings" if deep else ""
+    )
+    click.echo(f"ledger {settings.ledger}: {chain.size:,} entries; {checked} verified "
+               f"(root {chain.root.hex()})")  # fmt: skip
+    click.echo(f"{len(chain.checkpoints)} checkpoint root(s) match the entries"
+               + (f", including the {len(kept)} you hold" if kept else ""))  # fmt: skip
+    if policy is None:
         click.echo("signatures not checked: give --trusted files of the keys you trust")
         return
-    policy = _policy(settings.checkpoint_origin, trusted_paths, threshold, required)
-    for checkpoint_row in stored:
-        verify_checkpoint(note_of(checkpoint_row), policy)
-    click.echo(f"every checkpoint is signed by {policy.threshold} of {', '.join(policy.names)}")
+    click.echo(f"{len(report.trusted)} checkpoint(s) signed by {policy.threshold} of "
+               f"{', '.join(policy.names)}")  # fmt: skip
+    for size, signers in report.awaiting:
+        click.echo(f"checkpoint at size {size:,} awaits co-signatures (signed by "
+                   f"{', '.join(signers) or 'no trusted key'})")  # fmt: skip
 
 
 # Audit bundles ---------------------------------------------------------------------------------
@@ -233,11 +242,14 @@ def export(settings: Settings, contract_id: str, period: str, out: str) -> None:
         if not sequences:
             raise LedgerError(f"ledger {settings.ledger} has no entries of contract "
                               f"{contract_id} for period {period}")  # fmt: skip
-        stored = stored_checkpoint(store)
+        cosigned = [c for c in store.checkpoints() if len(signers_of(c)) >= 2]
+        if not cosigned:
+            raise LedgerError("no checkpoint is co-signed yet: run `settle ledger cosign`")
+        stored = cosigned[-1]
         if stored.size <= sequences[-1]:
             raise LedgerError(
-                f"the latest checkpoint (size {stored.size:,}) does not cover entry "
-                f"{sequences[-1]:,}: run `settle ledger checkpoint` first"
+                f"the latest co-signed checkpoint (size {stored.size:,}) does not cover entry "
+                f"{sequences[-1]:,}: checkpoint and co-sign first"
             )
         entries, documents = [], {}
         for sequence in sequences:
@@ -275,7 +287,7 @@ def verify_bundle_command(
     bundle = json.loads(Path(bundle_path).read_text(encoding="utf-8"))
     if not trusted_paths:
         raise click.UsageError("give --trusted files: a bundle is checked against keys you trust")
-    origin = Checkpoint.parse(SignedNote.parse(str(bundle["checkpoint"])).body).origin
+    origin = bundle_origin(bundle)
     policy = _policy(origin, trusted_paths, threshold, required)
     report = verify_bundle(bundle, policy, replay=not no_replay)
     click.echo(f"bundle verified: contract {report.contract_id} period {report.period}, "

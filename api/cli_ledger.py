@@ -111,6 +111,8 @@ def prove(settings: Settings, sequence: int, size: int | None) -> None:
     """Print the RFC 9162 inclusion proof of entry SEQUENCE (format settle.proof/v1)."""
     with open_ledger(settings) as store:
         tree_size = store.size() if size is None else size
+        if not 0 <= sequence < tree_size:
+            raise click.BadParameter(f"entry {sequence} is not in a tree of {tree_size} entries")
         placed = store.entry(sequence)
         proof = store.inclusion_proof(sequence, tree_size)
         root = store.root(tree_size)

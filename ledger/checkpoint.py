@@ -281,6 +281,12 @@ def verify_checkpoint(note: SignedNote, policy: Policy) -> Checkpoint:
     return checkpoint
 
 
+def trusted_signers(note: SignedNote, policy: Policy) -> tuple[str, ...]:
+    """The names of the note's signature lines from keys the policy trusts (name and key id)."""
+    known = {(proven.key.name, proven.key.key_id) for proven in policy.trusted}
+    return tuple(sorted({s.name for s in note.signatures if (s.name, s.key_id) in known}))
+
+
 @dataclass(frozen=True, slots=True, kw_only=True)
 class CheckpointSigner:
     """A key and the last checkpoint it signed: it signs a next one only if that one extends it.

@@ -8,6 +8,7 @@ Pure: no storage, no clock.
 
 from __future__ import annotations
 
+import decimal
 import hashlib
 import json
 import re
@@ -21,6 +22,10 @@ from rules.canonical import canonical_json, decimal_text
 from rules.errors import Problem, RuleError
 
 ENTRY_FORMAT = "settle.entry/v1"
+# Sums of postings must be exact: amounts have at most 28 digits, sums of many fewer than 80; a
+# sum that would round raises instead (decimal's default context rounds at 28 digits).
+EXACT = decimal.Context(prec=80, traps=[decimal.Inexact, decimal.InvalidOperation,
+                                        decimal.Overflow])  # fmt: skip
 GENESIS_PREFIX = b"settle.ledger/v1 genesis\n"
 MAX_POSTINGS = 64
 MAX_AMOUNT_DIGITS = 28
@@ -183,9 +188,10 @@ def _posting_problems(posting: Posting, where: str) -> list[Problem]:
 
 def _balance_problems(entry: Entry, where: str) -> list[Problem]:
     totals: dict[str, Decimal] = defaultdict(Decimal)
-    for posting in entry.postings:
-        if isinstance(posting.amount, Decimal) and posting.amount.is_finite():
-            totals[posting.currency] += posting.signed()
+    with decimal.localcontext(EXACT):
+        for posting in entry.postings:
+            if isinstance(posting.amount, Decimal) and posting.amount.is_finite():
+                totals[posting.currency] += posting.signed()
     return [
         Problem(where, f"debits and credits in {currency} differ by {decimal_text(abs(total))}")
         for currency, total in sorted(totals.items())
@@ -269,7 +275,8 @@ def parse_recorded(canonical: bytes) -> tuple[str, int, Entry]:
 def balances(entries: Iterable[Entry]) -> dict[tuple[str, str], Decimal]:
     """Credits less debits per (account, currency): what each account is owed."""
     totals: dict[tuple[str, str], Decimal] = defaultdict(Decimal)
-    for entry in entries:
-        for posting in entry.postings:
-            totals[(posting.account, posting.currency)] += posting.signed()
+    with decimal.localcontext(EXACT):
+        for entry in entries:
+            for posting in entry.postings:
+                totals[(posting.account, posting.currency)] += posting.signed()
     return dict(sorted(totals.items()))

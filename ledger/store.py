@@ -9,6 +9,7 @@ in the database itself (migrations/versions/0002_ledger.py).
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 import hashlib
 from collections.abc import Callable, Collection, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,7 @@ from sqlalchemy.dialects import postgresql, sqlite
 from api.database import UtcDateTime
 from ledger import merkle
 from ledger.entries import (
+    EXACT,
     Entry,
     RecordedEntry,
     check_entry,
@@ -340,6 +342,39 @@ class LedgerStore:
                 return
             position = end
 
+    def _stream(self, query: Any) -> Iterator[tuple[Any, ...]]:
+        """A long query's rows, streamed READ_BATCH at a time (memory stays flat)."""
+        with self.engine.connect() as connection:
+            for row in connection.execution_options(yield_per=READ_BATCH).execute(query):
+                yield tuple(row)
+
+    def node_rows(self, size: int) -> Iterator[tuple[int, int, bytes]]:
+        """Every stored perfect node of the first `size` leaves, by level and index."""
+        c = nodes_table.c
+        query = select(c.level, c.position, c.hash).where(c.ledger_id == self.ledger)
+        for level, position, digest in self._stream(query.order_by(c.level, c.position)):
+            if (position + 1) << level <= size:
+                yield level, position, bytes(digest)
+
+    def column_rows(self, stop: int) -> Iterator[tuple[Any, ...]]:
+        """The columns copied out of each entry, by sequence."""
+        c = entries_table.c
+        query = select(c.sequence, c.idempotency_key, c.contract_id, c.period, c.contract_hash,
+                       c.trace_hash, c.reverses)  # fmt: skip
+        yield from self._stream(
+            query.where(c.ledger_id == self.ledger, c.sequence < stop).order_by(c.sequence)
+        )
+
+    def posting_rows(self, stop: int) -> Iterator[tuple[Any, ...]]:
+        """Every stored posting, by sequence and position."""
+        c = postings_table.c
+        query = select(c.sequence, c.position, c.account, c.side, c.amount, c.currency)
+        yield from self._stream(
+            query.where(c.ledger_id == self.ledger, c.sequence < stop).order_by(
+                c.sequence, c.position
+            )
+        )
+
     def entries(self, start: int = 0, stop: int | None = None) -> Iterator[RecordedEntry]:
         for sequence, previous, entry_hash, canonical in self.rows(start, stop):
             ledger, _, entry = parse_recorded(canonical.encode())
@@ -369,7 +404,7 @@ class LedgerStore:
         if as_of is not None:
             query = query.where(postings_table.c.sequence < as_of)
         totals: dict[tuple[str, str], Decimal] = {}
-        with self.engine.connect() as connection:
+        with self.engine.connect() as connection, decimal.localcontext(EXACT):
             for account, currency, side, amount in connection.execute(query):
                 signed = Decimal(amount) if side == "credit" else -Decimal(amount)
                 totals[(account, currency)] = totals.get((account, currency), Decimal(0)) + signed

@@ -18,7 +18,7 @@ from typing import Any
 from contracts.evaluation import evaluate_contract
 from contracts.validate import check_contract
 from ledger import merkle
-from ledger.checkpoint import Policy, SignedNote, verify_checkpoint
+from ledger.checkpoint import Checkpoint, Policy, SignedNote, trusted_signers, verify_checkpoint
 from ledger.entries import RecordedEntry, canonical_entry, check_entry, parse_recorded
 from ledger.errors import VerificationError
 from rules.canonical import canonical_json, content_hash
@@ -76,12 +76,35 @@ def build_bundle(
     }
 
 
-def verify_bundle(
-    bundle: Mapping[str, Any], policy: Policy, *, replay: bool = True
-) -> BundleReport:
+def bundle_origin(bundle: Any) -> str:
+    """The origin of the bundle's checkpoint: the log its trusted keys must have signed for."""
+    try:
+        return Checkpoint.parse(SignedNote.parse(str(bundle["checkpoint"])).body).origin
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        raise VerificationError(f"a malformed bundle: {type(error).__name__}: {error}") from None
+
+
+def verify_bundle(bundle: Any, policy: Policy, *, replay: bool = True) -> BundleReport:
     """Check a bundle offline; raise VerificationError at the first thing that does not hold."""
-    if bundle.get("format") != BUNDLE_FORMAT:
-        raise VerificationError(f"expected a {BUNDLE_FORMAT} bundle, got {bundle.get('format')!r}")
+    try:
+        return _verify_bundle(bundle, policy, replay=replay)
+    except (KeyError, TypeError, ValueError, AttributeError) as error:
+        # A field missing or of the wrong kind: the bundle is malformed, not merely wrong.
+        raise VerificationError(f"a malformed bundle: {type(error).__name__}: {error}") from None
+
+
+def _verify_bundle(bundle: Any, policy: Policy, *, replay: bool) -> BundleReport:
+    if not isinstance(bundle, Mapping) or bundle.get("format") != BUNDLE_FORMAT:
+        got = bundle.get("format") if isinstance(bundle, Mapping) else type(bundle).__name__
+        raise VerificationError(f"expected a {BUNDLE_FORMAT} bundle, got {got!r}")
+    entries = bundle["entries"]
+    sequences = [item["sequence"] for item in entries]
+    if not entries:
+        raise VerificationError("expected at least one entry in the bundle, got none")
+    if any(type(s) is not int for s in sequences) or type(bundle["tree_size"]) is not int:
+        raise VerificationError("expected whole numbers for sequences and tree_size")
+    if len(set(sequences)) != len(sequences):
+        raise VerificationError(f"expected each entry once, got sequences {sequences}")
     note = SignedNote.parse(str(bundle["checkpoint"]))
     checkpoint = verify_checkpoint(note, policy)
     if checkpoint.size != bundle["tree_size"]:
@@ -91,16 +114,18 @@ def verify_bundle(
         )
     documents = _documents(bundle["documents"])
     checked, replayed = [], []
-    for item in bundle["entries"]:
+    for item in entries:
         sequence, entry = _verify_entry(item, bundle, checkpoint.size, checkpoint.root)
         _verify_documents(sequence, entry.contract, entry.inputs_hash, entry.trace_hash, documents)
-        trace = json.loads(documents[entry.trace_hash][1])
-        _verify_payments_match(sequence, entry.postings, trace)
-        if replay:
-            _verify_replay(sequence, entry.contract, entry.inputs_hash, entry.trace_hash, documents)
-            replayed.append(sequence)
+        if entry.trace_hash:  # an entry recorded from a settlement (or its reversal)
+            trace = json.loads(documents[entry.trace_hash][1])
+            _verify_payments_match(sequence, entry.postings, trace, reversed_=bool(entry.reverses))
+            if replay:
+                _verify_replay(sequence, entry.contract, entry.inputs_hash, entry.trace_hash,
+                               documents)  # fmt: skip
+                replayed.append(sequence)
         checked.append(sequence)
-    signers = tuple(sorted({signature.name for signature in note.signatures}))
+    signers = trusted_signers(note, policy)  # only the lines that were counted
     return BundleReport(
         str(bundle["contract_id"]), str(bundle["period"]), checkpoint.size, checkpoint.root,
         signers, tuple(checked), tuple(replayed),
@@ -161,6 +186,8 @@ def _verify_documents(
     sequence: int, contract: str, inputs: str, trace: str, documents: Mapping[str, Any]
 ) -> None:
     for kind, digest in (("contract", contract), ("inputs", inputs), ("trace", trace)):
+        if not digest:
+            continue  # the entry commits to no such document
         if digest not in documents:
             raise VerificationError(f"entry {sequence:,}: expected its {kind} {digest} in the "
                                     "bundle, got none")  # fmt: skip
@@ -170,14 +197,16 @@ def _verify_documents(
 
 
 def _verify_payments_match(
-    sequence: int, postings: Sequence[Any], trace: Mapping[str, Any]
+    sequence: int, postings: Sequence[Any], trace: Mapping[str, Any], *, reversed_: bool
 ) -> None:
-    """The entry's legs are exactly the trace's payments: a debit and a credit for each."""
+    """The entry's legs are exactly the trace's payments: a debit and a credit for each (the
+    other way round for an entry that reverses one)."""
+    out, into = ("credit", "debit") if reversed_ else ("debit", "credit")
     expected = []
     for payment in trace["payments"]:
         amount = Decimal(payment["amount"])
-        expected += [(payment["from"], "debit", amount, payment["currency"]),
-                     (payment["to"], "credit", amount, payment["currency"])]  # fmt: skip
+        expected += [(payment["from"], out, amount, payment["currency"]),
+                     (payment["to"], into, amount, payment["currency"])]  # fmt: skip
     actual = [(p.account, p.side, p.amount, p.currency) for p in postings]
     if actual != expected:
         raise VerificationError(

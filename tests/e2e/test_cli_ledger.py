@@ -72,14 +72,18 @@ def test_balances_are_what_each_account_is_owed(settled):
 def test_verify_checks_the_chain_roots_and_a_two_of_three_policy_with_the_service_required(settled):
     text = ok(settled, "verify", "--trusted", "trusted.txt", "--threshold", "2",
               "--require", "service", "--deep")  # fmt: skip
-    assert "ledger main: 3 entries, chain and root verified" in text
-    assert "every checkpoint is signed by 2 of payer.cms, provider.aco, service" in text
+    assert (
+        "ledger main: 3 entries; chain, Merkle nodes and frontier, entries, columns and "
+        "postings verified" in text
+    )
+    assert "1 checkpoint(s) signed by 2 of payer.cms, provider.aco, service" in text
 
 
 def test_a_policy_the_checkpoint_does_not_meet_fails(settled):
     result = run(settled, "verify", "--trusted", "trusted.txt")  # all three required
     assert result.returncode == 2
-    assert "expected 3 of" in result.stderr
+    assert "no checkpoint is signed by 3 of payer.cms, provider.aco, service" in result.stderr
+    assert "size 3 by payer.cms, service" in result.stderr
 
 
 def test_an_auditor_verifies_an_exported_bundle_offline_and_replays_it(settled, tmp_path):
@@ -124,3 +128,167 @@ def test_a_rewritten_entry_is_reported_with_its_sequence_even_by_someone_who_dro
     result = run(tmp_path, "verify")
     assert result.returncode == 2
     assert "entry 1: expected hash " in result.stderr
+
+
+def tampered(settled: Path, folder: Path, *statements: str) -> Path:
+    """A copy of the ledger changed by someone who dropped the append-only triggers."""
+    with (
+        sqlite3.connect(settled / "settle.db") as source,
+        sqlite3.connect(folder / "settle.db") as target,
+    ):
+        source.backup(target)
+    with sqlite3.connect(folder / "settle.db") as database:
+        for (name,) in database.execute("SELECT name FROM sqlite_master WHERE type = 'trigger'"):
+            database.execute(f"DROP TRIGGER {name}")
+        for statement in statements:
+            database.execute(statement)
+    return folder
+
+
+@pytest.mark.parametrize(
+    ("statements", "message"),
+    [
+        (
+            ["UPDATE ledger_checkpoints SET root = '" + "0" * 64 + "'"],
+            "checkpoint at size 3: expected the root its signed note states",
+        ),
+        (
+            ["UPDATE ledger_merkle_nodes SET hash = zeroblob(32) WHERE level = 1 AND position = 0"],
+            "Merkle nodes at level 1",
+        ),
+        (
+            ["DELETE FROM ledger_merkle_nodes WHERE level = 0 AND position = 2"],
+            "Merkle nodes at level 0",
+        ),
+        (
+            [
+                "UPDATE ledger_heads SET frontier = "
+                "CAST(substr(frontier, 1, length(frontier) - 1) || x'00' AS BLOB)"
+            ],
+            "the head's frontier",
+        ),
+        (
+            ["UPDATE ledger_postings SET amount = '999.25' WHERE sequence = 1 AND position = 0"],
+            "entry 1: expected its stored postings",
+        ),
+        (
+            ["UPDATE ledger_entries SET idempotency_key = 'other' WHERE sequence = 2"],
+            "entry 2: expected its stored columns",
+        ),
+    ],
+    ids=[
+        "root-beside-the-note",
+        "merkle-node",
+        "missing-leaf-node",
+        "frontier",
+        "posting",
+        "column",
+    ],
+)
+def test_every_stored_copy_of_the_ledger_is_checked_against_the_entries(
+    settled, tmp_path, statements, message
+):
+    folder = tampered(settled, tmp_path, *statements)
+    result = run(folder, "verify", "--deep")
+    assert result.returncode == 2
+    assert message in result.stderr, result.stderr
+
+
+def test_the_service_will_not_sign_a_tampered_ledger(settled, tmp_path):
+    zeroed = "UPDATE ledger_merkle_nodes SET hash = zeroblob(32) WHERE level = 0 AND position = 1"
+    folder = tampered(settled, tmp_path, zeroed)
+    result = run(folder, "ledger", "checkpoint", "--key", settled / "keys" / "service.key",
+                 "--state", tmp_path / "state")  # fmt: skip
+    assert result.returncode == 2
+    assert "Merkle nodes at level 0" in result.stderr
+
+
+def test_a_restored_older_database_cannot_make_the_service_sign_a_second_history(settled, tmp_path):
+    """The key's last signed checkpoint is kept outside the database, so a restore is caught."""
+    state = tmp_path / "service.last"
+    ok(settled, "ledger", "checkpoint", "--key", "keys/service.key", "--state", state)
+    older = tmp_path / "older"
+    older.mkdir()
+    ok(older, "db", "upgrade")
+    (older / "case.json").write_text(json.dumps(CASES[5]))
+    for _ in range(3):
+        ok(older, "evaluate", MSSP, "--inputs", "case.json", "--record")
+        (older / "case.json").write_text(json.dumps(CASES[6]))
+    result = run(older, "ledger", "checkpoint", "--key", settled / "keys" / "service.key",
+                 "--state", state)  # fmt: skip
+    assert result.returncode == 2
+    assert "refusing to sign" in result.stderr
+
+
+def test_verify_against_a_checkpoint_the_auditor_kept_catches_a_shorter_ledger(settled, tmp_path):
+    """An auditor who kept the co-signed size-3 checkpoint is shown a ledger of 2 entries (an
+    older copy, consistent in itself): the kept checkpoint reveals it."""
+    with sqlite3.connect(settled / "settle.db") as database:
+        body = database.execute("SELECT body FROM ledger_checkpoints WHERE size = 3").fetchone()[0]
+        lines = [
+            row[0]
+            for row in database.execute(
+                "SELECT line FROM ledger_checkpoint_signatures WHERE size = 3 ORDER BY key_name"
+            )
+        ]
+    (tmp_path / "kept.note").write_text(body + "\n" + "".join(f"{line}\n" for line in lines))
+    ok(tmp_path, "db", "upgrade")
+    for case in CASES[:2]:
+        (tmp_path / "case.json").write_text(json.dumps(case))
+        ok(tmp_path, "evaluate", MSSP, "--inputs", "case.json", "--record")
+    assert "2 entries" in ok(tmp_path, "verify")
+    trusted = settled / "trusted.txt"
+    result = run(tmp_path, "verify", "--against", "kept.note", "--trusted", trusted,
+                 "--threshold", "2")  # fmt: skip
+    assert result.returncode == 2
+    assert "a checkpoint you hold has 3 entries; this ledger has 2" in result.stderr
+
+
+def test_a_bundle_with_a_correction_verifies_and_names_only_the_keys_it_counted(tmp_path):
+    ok(tmp_path, "db", "upgrade")
+    for party in ("service", "payer.cms"):
+        ok(tmp_path, "keys", "new", "--party", party, "--out", "keys")
+    (tmp_path / "case.json").write_text(json.dumps(CASES[0]))
+    ok(tmp_path, "evaluate", MSSP, "--inputs", "case.json", "--record")
+    ok(tmp_path, "ledger", "reverse", "0", "--key", "undo-0", "--memo", "recorded in error")
+    ok(tmp_path, "ledger", "checkpoint", "--key", "keys/service.key")
+    ok(tmp_path, "ledger", "cosign", "--key", "keys/payer.cms.key")
+    ok(tmp_path, "audit", "export", "--contract", "mssp-template", "--period", "PY2018", "--out",
+       "bundle.json")  # fmt: skip
+    keys = tmp_path / "keys"
+    (tmp_path / "trusted.txt").write_text(
+        (keys / "service.pub").read_text() + (keys / "payer.cms.pub").read_text()
+    )
+    text = ok(tmp_path, "audit", "verify", "bundle.json", "--trusted", "trusted.txt")
+    assert "2 entries included in the tree of size 2 signed by payer.cms, service" in text
+    bundle = json.loads((tmp_path / "bundle.json").read_text())
+    payer_line = next(line for line in bundle["checkpoint"].splitlines() if "payer.cms" in line)
+    bundle["checkpoint"] = bundle["checkpoint"].replace(
+        payer_line, payer_line[:14] + "A" + payer_line[15:]
+    )
+    (tmp_path / "bundle.json").write_text(json.dumps(bundle))
+    text = ok(tmp_path, "audit", "verify", "bundle.json", "--trusted", "trusted.txt",
+              "--threshold", "1", "--require", "service")  # fmt: skip
+    assert "signed by service;" in text
+
+
+@pytest.mark.parametrize(
+    "broken", [[], {"format": "settle.audit/v1"}, {"format": "settle.audit/v1", "entries": []}]
+)
+def test_a_malformed_bundle_is_refused_with_a_message_not_a_traceback(settled, tmp_path, broken):
+    (tmp_path / "bundle.json").write_text(json.dumps(broken))
+    result = run(tmp_path, "audit", "verify", "bundle.json", "--trusted", settled / "trusted.txt")
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr and "bundle" in result.stderr
+
+
+@pytest.mark.parametrize("name", ["bad name", "a+b", ""])
+def test_a_key_name_c2sp_cannot_carry_is_refused(tmp_path, name):
+    result = run(tmp_path, "keys", "new", "--party", name)
+    assert result.returncode == 2
+    assert "Traceback" not in result.stderr
+
+
+def test_a_key_named_like_an_origin_is_written_beside_the_others(tmp_path):
+    ok(tmp_path, "keys", "new", "--party", "settle.local/main", "--out", "keys")
+    assert (tmp_path / "keys" / "settle.local_main.key").exists()
