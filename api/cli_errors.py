@@ -36,6 +36,11 @@ def settle_errors_exit_cleanly() -> Iterator[None]:
         raise SettleErrorExit(str(error)) from error
     except (OperationalError, ProgrammingError) as error:
         first = str(error.orig or error).strip().splitlines()[0]
+        if "database is locked" in first:
+            raise SettleErrorExit(
+                "the SQLite database is busy: another process is writing to it; try again when "
+                "it has finished (SQLite takes one writer at a time)"
+            ) from error
         raise SettleErrorExit(
             f"the database refused: {first} (has `settle db upgrade` been run on "
             "SETTLE_DATABASE_URL?)"

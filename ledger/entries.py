@@ -229,6 +229,10 @@ def reversal(recorded: RecordedEntry, *, idempotency_key: str, memo: str) -> Ent
 
 def entry_from_document(document: Mapping[str, Any]) -> Entry:
     """An Entry from its JSON value (as in `canonical_entry`, or as a caller submits it)."""
+    unknown = sorted(set(document) - _ENTRY_FIELDS)
+    if unknown:
+        raise RuleError([Problem("entry", f"unknown field(s) {', '.join(unknown)}; an entry has "
+                                 + ", ".join(sorted(_ENTRY_FIELDS - _PLACE_FIELDS)))])  # fmt: skip
     try:
         postings = tuple(
             Posting(str(p["account"]), p["side"], _amount(p["amount"]), str(p["currency"]))
@@ -253,6 +257,13 @@ def entry_from_document(document: Mapping[str, Any]) -> Entry:
         raise RuleError(
             [Problem("entry", f"not an entry document: missing or wrong {error}")]
         ) from None
+
+
+_PLACE_FIELDS = frozenset({"format", "ledger", "sequence"})  # set by the ledger, not the caller
+_ENTRY_FIELDS = frozenset({
+    "idempotency_key", "postings", "memo", "settlement", "contract", "contract_id", "period",
+    "inputs_hash", "trace_hash", "reverses", "metadata",
+}) | _PLACE_FIELDS  # fmt: skip
 
 
 def _amount(value: Any) -> Decimal:

@@ -215,7 +215,18 @@ class LedgerStore:
         return tuple(recorded)
 
     def reverse(self, sequence: int, *, idempotency_key: str, memo: str) -> RecordedEntry:
-        """Append the reversal of the entry at `sequence` (a correction is a new entry)."""
+        """Append the reversal of the entry at `sequence` (a correction is a new entry); an
+        entry is reversed at most once."""
+        original = self.entry(sequence)
+        with self.engine.connect() as connection:
+            earlier = connection.scalar(
+                select(entries_table.c.sequence).where(
+                    entries_table.c.ledger_id == self.ledger,
+                    entries_table.c.reverses == original.entry_hash.hex(),
+                )
+            )
+        if earlier is not None and self.by_key(idempotency_key) is None:
+            raise LedgerError(f"entry {sequence:,} was reversed already, by entry {earlier:,}")
         (recorded,) = self.append([reversal(self.entry(sequence), idempotency_key=idempotency_key,
                                             memo=memo)])  # fmt: skip
         return recorded

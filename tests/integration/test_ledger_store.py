@@ -12,7 +12,7 @@ from sqlalchemy.exc import DatabaseError
 from api.database import engine_from_url
 from api.schema import upgrade_to_head
 from ledger import merkle
-from ledger.entries import Entry, Posting, chain_hash, genesis_hash
+from ledger.entries import Entry, Posting, chain_hash, checked, genesis_hash
 from ledger.store import LedgerError, LedgerStore
 from ledger.verify import verify_chain
 from rules.errors import RuleError
@@ -160,3 +160,26 @@ def test_documents_are_stored_by_their_hash(store):
     assert store.document(digest) == ("trace", body)
     with pytest.raises(LedgerError, match="expected its SHA-256"):
         store.append([payment("k2")], documents={"0" * 64: ("trace", body)})
+
+
+def test_an_entry_is_reversed_at_most_once(store):
+    store.append([payment("k1")])
+    store.reverse(0, idempotency_key="undo-1", memo="entered twice")
+    assert store.reverse(0, idempotency_key="undo-1", memo="entered twice").sequence == 1  # retry
+    with pytest.raises(LedgerError, match="entry 0 was reversed already, by entry 1"):
+        store.reverse(0, idempotency_key="undo-2", memo="again")
+
+
+def test_sums_of_postings_never_round():
+    big, tiny = Decimal("9999999999999999999999999999"), Decimal("0.0000000000000000000000000001")
+    entry = Entry(
+        "k",
+        (
+            Posting("a", "debit", big, "USD"),
+            Posting("b", "debit", tiny, "USD"),
+            Posting("c", "credit", big, "USD"),
+        ),
+        "m",
+    )
+    with pytest.raises(RuleError, match="differ by 0.0000000000000000000000000001"):
+        checked(entry)
