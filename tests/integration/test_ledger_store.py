@@ -181,5 +181,5 @@ def test_sums_of_postings_never_round():
         ),
         "m",
     )
-    with pytest.raises(RuleError, match="differ by 0.0000000000000000000000000001"):
+    with pytest.raises(RuleError, match=r"differ by 0\.0000000000000000000000000001"):
         checked(entry)
