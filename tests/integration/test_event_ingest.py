@@ -19,7 +19,7 @@ from outcomes import store as outcome_store
 from outcomes.store import EVENT_TABLES, EventStore, EventStoreError
 from rules.errors import RuleError
 
-TUVA = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "tuva-synthetic"
+TUVA = Path(__file__).resolve().parents[2] / "fixtures" / "tuva"
 HEADER = "claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount"
 
 
