@@ -553,6 +553,9 @@ class _Builder:
                 f"unknown measure '{measure}'; the measures are: " + ", ".join(sorted(MEASURES)),
             )
             return None
+        if measure == "member_months" and events != "eligibility":
+            self.fail(f"{where}.measure", "member_months counts months of eligibility spans")
+            return None
         field = spec.get("field")
         measured = self._measured_type(where, measure, field, fields, spec.get("weight_by"))
         for column in spec["group_by"]:

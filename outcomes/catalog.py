@@ -17,5 +17,5 @@ EVENT_FIELDS: Mapping[str, Mapping[str, Scalar]] = MappingProxyType(
 )
 
 MEASURES_WITH_FIELD = frozenset({"sum", "average", "min", "max", "weighted_average"})
-MEASURES_WITHOUT_FIELD = frozenset({"count"})
+MEASURES_WITHOUT_FIELD = frozenset({"count", "member_months"})
 MEASURES = MEASURES_WITH_FIELD | MEASURES_WITHOUT_FIELD | {"count_distinct"}
