@@ -14,6 +14,8 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from api.config import Settings
 from api.database import engine_from_url
+from contracts.validate import load_contract_file
+from outcomes.aggregates import Window, compile_aggregate, compute
 from outcomes.events import EVENT_TYPES
 from outcomes.readers import read_mapping
 from outcomes.store import Batch, EventStore
@@ -30,6 +32,7 @@ def open_events(settings: Settings) -> Iterator[EventStore]:
 
 def register(group: click.Group) -> None:
     group.add_command(events)
+    group.add_command(aggregates)
 
 
 @click.group()
@@ -121,3 +124,42 @@ def retract(settings: Settings, batch_id: str, reason: str) -> None:
     with open_events(settings) as store:
         batch = store.retract(batch_id, reason=reason)
     click.echo(f"retracted: {_line(batch)}")
+
+
+@click.command()
+@click.argument("file", type=click.Path(dir_okay=False, exists=True))
+@click.option("--period", default=None, help="The contract's period (default: its first).")
+@click.option("--as-of", "as_of", type=click.DateTime(), default=None,
+              help="Use only what was known then (UTC; default: now).")  # fmt: skip
+@click.option("--sql", "show_sql", is_flag=True, help="Also print each aggregate's SQL.")
+@click.pass_obj
+def aggregates(
+    settings: Settings, file: str, period: str | None, as_of: dt.datetime | None, show_sql: bool
+) -> None:
+    """Compute contract FILE's aggregate inputs from the stored outcome events, in the database."""
+    version = load_contract_file(file)
+    contract = version.contract
+    chosen = contract.period(period) if period else contract.periods[0]
+    cutoff = as_of.replace(tzinfo=dt.UTC) if as_of else dt.datetime.now(dt.UTC)
+    window = Window(chosen.start, chosen.end, cutoff)
+    parameters = {p.name: found.value for p in contract.parameters
+                  if (found := p.in_force(chosen.start)) is not None}  # fmt: skip
+    declared = [i for i in contract.inputs if i.aggregate is not None]
+    if not declared:
+        click.echo(f"contract {contract.id} declares no aggregate inputs")
+        return
+    engine = engine_from_url(settings.database_url)
+    try:
+        click.echo(f"contract {contract.id}, period {chosen.id} ({chosen.start} to {chosen.end}), "
+                   f"as of {cutoff.isoformat()}")  # fmt: skip
+        for item in declared:
+            assert item.aggregate is not None
+            value = compute(engine, item.aggregate, window, parameters)
+            click.echo(f"  {item.name} = {value}   ({item.aggregate.measure} of "
+                       f"{item.aggregate.events})")  # fmt: skip
+            if show_sql:
+                query = compile_aggregate(item.aggregate, window, parameters)
+                compiled = query.compile(engine, compile_kwargs={"literal_binds": True})
+                click.echo("    " + str(compiled).replace("\n", "\n    "))
+    finally:
+        engine.dispose()
