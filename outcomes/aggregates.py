@@ -80,6 +80,7 @@ def compile_aggregate(
     aggregate: Aggregate, window: Window, parameters: Mapping[str, Value]
 ) -> Select[Any]:
     """The SQL (SQLAlchemy Core) that computes the aggregate; one statement, one value."""
+    _refuse_unsupported(aggregate)
     kind = EVENT_TYPES[aggregate.events]
     table = EVENT_TABLES[kind.name]
     conditions: list[ColumnElement[bool]] = [
@@ -115,6 +116,16 @@ def compile_aggregate(
                                  "average": func.avg}  # fmt: skip
     value = functions[measure](column)
     return select(func.coalesce(value, 0) if measure == "sum" else value).where(where)
+
+
+def _refuse_unsupported(aggregate: Aggregate) -> None:
+    """Say so, rather than compute something else: grouped aggregates (rows per episode or per
+    member) and weighted averages are declared and checked, but not computed yet."""
+    if aggregate.group_by or aggregate.measure == "weighted_average":
+        what = "group_by" if aggregate.group_by else "weighted_average"
+        raise RuleError([Problem(f"aggregate {aggregate.events}.{aggregate.measure}",
+                                 f"{what} is not computed from events yet; give this input as "
+                                 "a value")])  # fmt: skip
 
 
 def _result(aggregate: Aggregate, value: Any) -> Decimal:
@@ -247,6 +258,7 @@ def reference(
     aggregate: Aggregate, window: Window, parameters: Mapping[str, Value], batches: Iterable[Known]
 ) -> Decimal:
     """What `compute` must return, computed without a database."""
+    _refuse_unsupported(aggregate)
     batches = list(batches)
     visible = [b for b in batches if b.learned_at <= window.as_of
                and (b.retracted_at is None or b.retracted_at > window.as_of)]  # fmt: skip
