@@ -9,19 +9,21 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
+from functools import lru_cache, partial
+from itertools import compress
+from operator import itemgetter
 from typing import Any
 
-from outcomes.events import EventType
+from outcomes.events import Column, EventType
 from rules.errors import Problem
 from rules.types import COUNT, DATE, MONEY, SCORE, TEXT
 
 MAX_TEXT = 200
 FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
 _MONEY = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$")
-_COUNT = re.compile(r"^[0-9]{1,9}$")
 _SCORE = re.compile(r"^-?[0-9]{1,9}(\.[0-9]{1,9})?$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
@@ -50,46 +52,101 @@ def type_row(
     event_type: EventType, raw: Mapping[str, Any], *, where: str, number: int
 ) -> tuple[TypedRow | None, list[Problem]]:
     """The row typed by `event_type`, or None and every problem in it."""
-    problems: list[Problem] = []
-    values: dict[str, Cell] = {}
-    for column in event_type.columns:
-        text = raw.get(column.name)
-        text = None if text is None else str(text).strip()
-        if not text:
-            if column.required:
-                problems.append(row_problem(where, number, column.name, raw.get(column.name),
-                                            "is required"))  # fmt: skip
-            values[column.name] = None
-            continue
-        try:
-            values[column.name] = _cell(column.type, text, column.allowed)
-        except ValueError as error:
-            problems.append(row_problem(where, number, column.name, text, str(error)))
-    extra = {
-        k: str(v) for k, v in raw.items() if event_type.column(k) is None and v not in ("", None)
-    }
-    if problems:
-        return None, problems
-    return TypedRow(number, values, extra), []
+    cells = tuple(None if value is None else str(value) for value in raw.values())
+    return RowTyper(event_type, where=where).type(number, tuple(raw), cells)
 
 
-def _cell(kind: object, text: str, allowed: tuple[str, ...]) -> Cell:
+class RowTyper:
+    """Types the rows of one file. A row comes as its column names and its cells, each text or
+    None (what every reader gives); which cell feeds which column is worked out once per tuple of
+    names, so the rows of a CSV, which share one, are typed without a dict built per row."""
+
+    def __init__(self, event_type: EventType, *, where: str) -> None:
+        self.event_type, self.where = event_type, where
+        self._plans: dict[tuple[str, ...], _Plan] = {}
+
+    def type(
+        self, number: int, names: tuple[str, ...], cells: Sequence[str | None]
+    ) -> tuple[TypedRow | None, list[Problem]]:
+        plan = self._plans.get(names) or self._plan(names)
+        problems: list[Problem] = []
+        values = plan.blank.copy()
+        for name, index, required, convert in plan.columns:
+            cell = None if index is None else cells[index]
+            text = cell.strip() if cell else cell
+            if not text:
+                if required:
+                    problems.append(row_problem(self.where, number, name, cell, "is required"))
+                continue
+            if convert is _text and len(text) <= MAX_TEXT:  # the commonest cell, without a call
+                values[name] = text
+                continue
+            try:
+                values[name] = convert(text)
+            except ValueError as error:
+                problems.append(row_problem(self.where, number, name, text, str(error)))
+        if problems:
+            return None, problems
+        return TypedRow(number, values, plan.extra(cells)), []
+
+    def _plan(self, names: tuple[str, ...]) -> _Plan:
+        if len(self._plans) >= 64:  # rows of JSON each bring their keys: keep the cache small
+            self._plans.clear()
+        plan = self._plans[names] = _Plan.of(self.event_type, names)
+        return plan
+
+
+@dataclass(frozen=True, slots=True)
+class _Plan:
+    """For one tuple of column names: each event column's cell index (None: no such column) and
+    converter, and where the cells of the columns the event type does not name are. An optional
+    column the names lack is left out: it is None in every row and can hold no problem."""
+
+    columns: tuple[tuple[str, int | None, bool, Callable[[str], Cell]], ...]
+    blank: dict[str, Cell]  # every event column, None: copied for each row
+    extra_names: tuple[str, ...]
+    extra_cells: Callable[[Sequence[str | None]], tuple[str | None, ...]]
+
+    @classmethod
+    def of(cls, event_type: EventType, names: tuple[str, ...]) -> _Plan:
+        index = {name: i for i, name in enumerate(names)}  # a name repeated: the last, as a dict
+        columns = tuple((c.name, index.get(c.name), c.required, _converter(c))
+                        for c in event_type.columns if c.required or c.name in index)  # fmt: skip
+        blank = dict.fromkeys(c.name for c in event_type.columns)
+        extra = [i for name, i in index.items() if event_type.column(name) is None]
+        return cls(columns, blank, tuple(names[i] for i in extra), _getter(extra))
+
+    def extra(self, cells: Sequence[str | None]) -> dict[str, str]:
+        """{column: text} of the cells outside the event type that are neither empty nor None.
+        In C calls, not a loop: most cells of a wide file's row are there, and blank."""
+        found = self.extra_cells(cells)
+        return dict(zip(compress(self.extra_names, found), filter(None, found), strict=True))
+
+
+def _getter(indices: Sequence[int]) -> Callable[[Sequence[str | None]], tuple[str | None, ...]]:
+    """The cells at `indices`, always as a tuple (itemgetter of one index gives the bare cell)."""
+    if len(indices) >= 2:
+        return itemgetter(*indices)
+    return lambda cells: tuple(cells[i] for i in indices)
+
+
+def _converter(column: Column) -> Callable[[str], Cell]:
+    kind = column.type
     if kind == MONEY:
-        if not _MONEY.match(text):
-            raise ValueError("not an amount: digits with at most 4 decimals, no exponent or "
-                             "thousands separator")  # fmt: skip
-        return Decimal(text)
+        return _money
     if kind == COUNT:
-        if not _COUNT.match(text):
-            raise ValueError("not a count: a whole number, zero or more")
-        return int(text)
+        return _count
     if kind == SCORE:
-        if not _SCORE.match(text):
-            raise ValueError("not a score: a decimal number")
-        return Decimal(text)
+        return _score
     if kind == DATE:
-        return _date(text)
+        return _date
     assert kind == TEXT
+    if column.allowed:
+        return partial(_text, allowed=column.allowed)
+    return _text
+
+
+def _text(text: str, allowed: tuple[str, ...] = ()) -> str:
     if len(text) > MAX_TEXT:
         raise ValueError(f"longer than {MAX_TEXT} characters")
     if allowed and text not in allowed:
@@ -97,6 +154,27 @@ def _cell(kind: object, text: str, allowed: tuple[str, ...]) -> Cell:
     return text
 
 
+def _money(text: str) -> Decimal:
+    if not _MONEY.match(text):
+        raise ValueError("not an amount: digits with at most 4 decimals, no exponent or "
+                         "thousands separator")  # fmt: skip
+    return Decimal(text)
+
+
+def _count(text: str) -> int:
+    # ^[0-9]{1,9}$ without a regex: an ASCII string is all digits 0-9 exactly when isdigit().
+    if not (len(text) <= 9 and text.isascii() and text.isdigit()):
+        raise ValueError("not a count: a whole number, zero or more")
+    return int(text)
+
+
+def _score(text: str) -> Decimal:
+    if not _SCORE.match(text):
+        raise ValueError("not a score: a decimal number")
+    return Decimal(text)
+
+
+@lru_cache(maxsize=4096)  # a claims file repeats a few thousand dates; a refused one is not kept
 def _date(text: str) -> dt.date:
     if not _DATE.match(text):
         raise ValueError("not a date YYYY-MM-DD")

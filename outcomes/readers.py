@@ -1,7 +1,8 @@
 """Reading outcome event files as raw rows, streaming: CSV (Tuva column names, or a mapping file
 for other layouts) and JSON Lines. Memory stays flat whatever the file's size.
 
-Rows come out as (row number, {event column: text}); typing them is `outcomes.parse`. A problem
+Rows come out as (row number, {event column: text}), or for speed as (row number, column names,
+cells) with one tuple of names shared by a CSV's rows; typing them is `outcomes.parse`. A problem
 with the file itself (encoding, header, a truncated or oversized row) is reported at its row.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
@@ -48,22 +49,34 @@ def read_rows(
     path: Path, event_type: EventType, *, mapping: Mapping[str, str] | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The file's rows, numbered as a person counts them (the CSV header is row 1)."""
+    for number, names, cells in read_cells(path, event_type, mapping=mapping):
+        yield number, dict(zip(names, cells, strict=True))
+
+
+def read_cells(
+    path: Path, event_type: EventType, *, mapping: Mapping[str, str] | None = None
+) -> Iterator[tuple[int, tuple[str, ...], Sequence[str | None]]]:
+    """The rows as (row number, column names, cells in that order, each text or None): what
+    `read_rows` gives, without a dict per row. The rows of a CSV share one tuple of names."""
     kind = format_of(path)
     if kind == "csv":
-        yield from _csv_rows(path, event_type, mapping or {})
-    elif kind == "jsonl":
-        yield from _jsonl_rows(path, mapping or {})
+        yield from _csv_cells(path, event_type, mapping or {})
+        return
+    if kind == "jsonl":
+        rows = _jsonl_rows(path, mapping or {})
     elif kind in EXTRA_READERS:
-        yield from EXTRA_READERS[kind](path, event_type, mapping or {})
+        rows = EXTRA_READERS[kind](path, event_type, mapping or {})
     else:
         known = ", ".join(f".{f}" for f in (*FORMATS, *EXTRA_READERS))
         message = f"unknown file format '.{kind}'; Settle reads {known}"
         raise RuleError([Problem(str(path), message)])
+    for number, row in rows:  # text or None already; str() holds any reader to it
+        yield number, tuple(row), tuple(None if v is None else str(v) for v in row.values())
 
 
-def _csv_rows(
+def _csv_cells(
     path: Path, event_type: EventType, mapping: Mapping[str, str]
-) -> Iterator[tuple[int, dict[str, Any]]]:
+) -> Iterator[tuple[int, tuple[str, ...], list[str]]]:
     where = str(path)
     csv.field_size_limit(MAX_LINE)
     with path.open("rb") as binary:
@@ -76,6 +89,7 @@ def _csv_rows(
             if header is None:
                 raise _fault(where, 0, "the file is empty")
             columns = _checked_header(where, header, event_type, mapping)
+            names = tuple(columns.get(name, name) for name in header)
             for number, cells in enumerate(reader, start=2):
                 if len(cells) != len(header):
                     if number > 1 and not any(cells):
@@ -86,8 +100,7 @@ def _csv_rows(
                         f"has {len(cells)} fields, the header has {len(header)} (a truncated or "
                         "misquoted row?)",
                     )
-                named = zip(header, cells, strict=True)
-                yield number, {columns.get(name, name): cell for name, cell in named}
+                yield number, names, cells
         except UnicodeDecodeError as error:
             raise _fault(
                 where, number + 1, f"not UTF-8: byte {error.object[error.start]:#04x}"
