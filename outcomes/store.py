@@ -12,13 +12,16 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
-from collections.abc import Callable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
+    ARRAY,
     CHAR,
     BigInteger,
     Column,
@@ -32,16 +35,18 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    bindparam,
     exists,
     func,
     insert,
     select,
+    true,
 )
 
 from api.database import UtcDateTime
 from outcomes.events import EVENT_TYPES, EventType
-from outcomes.parse import TypedRow, row_problem, type_row
-from outcomes.readers import read_rows
+from outcomes.parse import RowTyper, TypedRow, row_problem
+from outcomes.readers import read_cells
 from rules.check import suggest
 from rules.errors import Problem, RuleError, SettleError
 from rules.types import COUNT, DATE, MONEY, SCORE
@@ -130,13 +135,13 @@ def file_hash(path: Path) -> str:
 
 def to_database(kind: object, value: Any) -> Any:
     """A typed value as stored: money and scores as scaled integers."""
-    if value is None:
-        return None
-    if kind == MONEY:
-        return int(value * MONEY_SCALE)
-    if kind == SCORE:
-        return int(value * SCORE_SCALE)
-    return value
+    scale = _scale(kind)
+    return value if value is None or scale is None else int(value * scale)
+
+
+def _scale(kind: object) -> Decimal | None:
+    """What a value of this kind is multiplied by to be stored as an integer (None: as it is)."""
+    return MONEY_SCALE if kind == MONEY else SCORE_SCALE if kind == SCORE else None
 
 
 def from_database(kind: object, value: Any) -> Any:
@@ -189,12 +194,12 @@ class EventStore:
                 batch_id=batch_id, event_type=kind.name, source=path.name[:500],
                 learned_at=self._clock(), source_as_of=source_as_of,
             ))  # fmt: skip
-            loading = _Loading(connection, kind, batch_id, str(path))
-            for number, raw in read_rows(path, kind, mapping=mapping):
-                loading.add(number, raw)
-                if on_progress is not None and number % 10_000 == 0:
-                    on_progress(loading.count)
-            loading.finish()
+            with _Loading(connection, kind, batch_id, str(path)) as loading:
+                for number, names, cells in read_cells(path, kind, mapping=mapping):
+                    loading.add(number, names, cells)
+                    if on_progress is not None and number % 10_000 == 0:
+                        on_progress(loading.count)
+                loading.finish()
         result = self._batch_or_none(batch_id)
         assert result is not None
         return LoadResult(result, loaded=True)
@@ -283,20 +288,48 @@ def visible_batches(as_of: dt.datetime) -> Select[Any]:
 
 class _Loading:
     """One batch being loaded: rows typed and checked chunk by chunk, written while no problem
-    has been found, and every problem (up to a cap) gathered for one report."""
+    has been found, and every problem (up to a cap) gathered for one report.
+
+    On PostgreSQL a chunk is written with COPY, left open while the next chunk is typed: the
+    server takes the rows in (indexes and all, most of its work) while Python types the next
+    ones, and the COPY is closed before the checks of that chunk ask what was written. It runs on
+    the connection's own transaction, so the batch stays all or nothing. SQLite: executemany."""
 
     def __init__(self, connection: Connection, kind: EventType, batch_id: str, where: str) -> None:
         self.connection, self.kind, self.batch_id, self.where = connection, kind, batch_id, where
         self.table = EVENT_TABLES[kind.name]
+        self.typer = RowTyper(kind, where=where)
         self.problems: list[Problem] = []  # the first MAX_PROBLEMS, to report
         self.found = 0  # every problem found
         self.chunk: list[TypedRow] = []
         self.count = 0
+        self._copying = ExitStack()  # the open COPY, if any
+        # Worked out once, not per row: which values are scaled, and where a row's key is.
+        self._values = itemgetter(*(c.name for c in kind.columns))  # every type has 2 or more
+        scales = ((i, _scale(c.type)) for i, c in enumerate(kind.columns))
+        self._scales = [(i, scale) for i, scale in scales if scale is not None]
+        self._key_kinds = [(name, kind.fields[name]) for name in kind.key]
+        self._key_scaled = any(_scale(key_kind) is not None for _, key_kind in self._key_kinds)
+        self._postgres = connection.dialect.name == "postgresql"
+        # SQLite has no date type: dates are kept as ISO text, as SQLAlchemy's Date keeps them.
+        dates = [i for i, c in enumerate(kind.columns) if c.type == DATE]
+        self._dates = () if self._postgres else tuple(dates)
+        quote = connection.dialect.identifier_preparer.quote
+        names = ", ".join(quote(column.name) for column in self.table.columns)
+        self._copy_statement = f"COPY {quote(self.table.name)} ({names}) FROM STDIN"
+        self._insert_statement = str(insert(self.table).compile(dialect=connection.dialect))
 
-    def add(self, number: int, raw: Mapping[str, Any]) -> None:
-        typed, problems = type_row(self.kind, raw, where=self.where, number=number)
-        self._report(problems)
-        if typed is not None:
+    def __enter__(self) -> _Loading:
+        return self
+
+    def __exit__(self, *raised: Any) -> None:
+        self._copying.__exit__(*raised)  # an error aborts an open COPY, and so the transaction
+
+    def add(self, number: int, names: tuple[str, ...], cells: Sequence[str | None]) -> None:
+        typed, problems = self.typer.type(number, names, cells)
+        if typed is None:
+            self._report(problems)
+        else:
             self.chunk.append(typed)
             self.count += 1
         if len(self.chunk) >= CHUNK:
@@ -304,6 +337,7 @@ class _Loading:
 
     def finish(self) -> None:
         self._flush()
+        self._copying.close()
         if self.count == 0 and not self.problems:
             self._report([row_problem(self.where, 0, None, None, "the file has no rows")])
         if self.problems:
@@ -318,6 +352,7 @@ class _Loading:
 
     def _flush(self) -> None:
         chunk, self.chunk = self.chunk, []
+        self._copying.close()  # the checks below must see every row written so far
         if not chunk:
             return
         self._report(self._duplicate_keys(chunk))
@@ -325,39 +360,81 @@ class _Loading:
             self._report(self._unknown_adjusted_claims(chunk))
         if self.problems:
             return  # keep checking the rest of the file, write nothing more
-        columns = self.kind.columns
-        self.connection.execute(insert(self.table), [
-            {"batch_id": self.batch_id, "row_number": row.number,
-             **{c.name: to_database(c.type, row.values[c.name]) for c in columns},
-             "extra": _extra_text(row.extra)}
-            for row in chunk
-        ])  # fmt: skip
+        rows = [self._stored(row) for row in chunk]
+        if self._postgres:
+            driver = self.connection.connection.driver_connection  # psycopg's own connection
+            assert driver is not None
+            cursor = self._copying.enter_context(driver.cursor())
+            copy = self._copying.enter_context(cursor.copy(self._copy_statement))
+            for row in rows:
+                copy.write_row(row)
+        else:
+            self.connection.exec_driver_sql(self._insert_statement, rows)
+
+    def _stored(self, row: TypedRow) -> tuple[Any, ...]:
+        """The row as its table holds it, in the table's column order."""
+        cells: list[Any] = list(self._values(row.values))
+        for index, scale in self._scales:
+            if cells[index] is not None:
+                cells[index] = int(cells[index] * scale)
+        for index in self._dates:
+            if cells[index] is not None:
+                cells[index] = cells[index].isoformat()
+        return (self.batch_id, row.number, *cells, _extra_text(row.extra))
 
     def _duplicate_keys(self, chunk: Sequence[TypedRow]) -> list[Problem]:
         """Keys repeated within the chunk, or of rows of this batch already written."""
-        kinds = [column.type for column in self.kind.columns if column.name in self.kind.key]
         first: dict[tuple[Any, ...], int] = {}
         problems = []
         for row in chunk:
-            key = tuple(to_database(kind, row.values[name])
-                        for kind, name in zip(kinds, self.kind.key, strict=True))  # fmt: skip
+            key = self._key(row)
             if key in first:
                 problems.append(self._repeat(row.number, first[key], key))
             first.setdefault(key, row.number)
-        columns = [self.table.c[name] for name in self.kind.key]
-        # A scalar IN on the key's first column, answered from the unique (batch, key) index on
-        # both databases; a row-value IN of thousands of tuples is not (minutes at 200k rows).
-        written = self.connection.execute(
-            select(self.table.c.row_number, *columns).where(
-                self.table.c.batch_id == self.batch_id,
-                columns[0].in_(list({key[0] for key in first})),
-            )
-        )
-        for number, *values in written:
+        for number, *values in self._written(list({key[0] for key in first})):
             key = tuple(values)
             if key in first:
                 problems.append(self._repeat(first[key], number, key))
         return problems
+
+    def _written(self, firsts: list[Any]) -> Iterable[Sequence[Any]]:
+        """(row number, *key) of the rows of this batch already written whose key starts with
+        one of `firsts`: one probe of the unique (batch, key) index per value."""
+        table, key = self.table, [self.table.c[name] for name in self.kind.key]
+        if self._postgres:
+            wanted = _each(key[0], firsts)
+            probe = select(table.c.row_number, *key).where(
+                table.c.batch_id == self.batch_id, key[0] == wanted.c.value
+            )
+            return self.connection.execute(_probed(wanted, probe.offset(0)))
+        # SQLite answers a scalar IN on the key's first column from that index; a row-value IN of
+        # thousands of tuples it does not (minutes at 200k rows).
+        return self.connection.execute(
+            select(table.c.row_number, *key).where(table.c.batch_id == self.batch_id,
+                                                  key[0].in_(firsts))
+        )  # fmt: skip
+
+    def _known_claims(self, named: set[Any]) -> set[Any]:
+        """Which of the claims `named` are in a batch not retracted (this one included)."""
+        table = self.table
+        if self._postgres:
+            wanted = _each(table.c.claim_id, list(named))
+            probe = select(table.c.claim_id).where(
+                table.c.claim_id == wanted.c.value, table.c.batch_id.in_(live_batches())
+            )
+            return set(self.connection.scalars(_probed(wanted, probe.limit(1))))
+        return set(self.connection.scalars(
+            select(table.c.claim_id).distinct().where(
+                table.c.claim_id.in_(named),
+                table.c.batch_id.in_(live_batches()),
+            )
+        ))  # fmt: skip
+
+    def _key(self, row: TypedRow) -> tuple[Any, ...]:
+        """The row's key as stored, to compare with the keys already written."""
+        if self._key_scaled:
+            return tuple(to_database(kind, row.values[name]) for name, kind in self._key_kinds)
+        return tuple(map(row.values.__getitem__, self.kind.key))
 
     def _repeat(self, number: int, first: int, values: tuple[Any, ...]) -> Problem:
         named = ", ".join(f"{k} {v!r}" for k, v in zip(self.kind.key, values, strict=True))
@@ -365,23 +442,20 @@ class _Loading:
         return row_problem(self.where, number, None, None, reason)
 
     def _unknown_adjusted_claims(self, chunk: Sequence[TypedRow]) -> list[Problem]:
-        problems = []
+        problems: list[Problem] = []
         adjusting = [r for r in chunk if r.values["claim_status"] in ("replacement", "void")]
+        if not adjusting:
+            return problems  # only a replacement or a void can name a claim wrongly
         named = {r.values["adjusted_claim_id"] for r in adjusting if r.values["adjusted_claim_id"]}
-        table = self.table
-        known = set(self.connection.scalars(
-            select(table.c.claim_id).distinct().where(
-                table.c.claim_id.in_(named),
-                table.c.batch_id.in_(live_batches()),
-            )
-        )) if named else set()  # fmt: skip
+        known = self._known_claims(named) if named else set()
         seen_in_chunk: set[Any] = set()
         for row in chunk:
             target = row.values["adjusted_claim_id"]
             why = None
-            if row in adjusting and not target:
+            is_adjusting = row.values["claim_status"] in ("replacement", "void")
+            if is_adjusting and not target:
                 why = "a replacement or void names the claim it adjusts"
-            elif row in adjusting and target not in known and target not in seen_in_chunk:
+            elif is_adjusting and target not in known and target not in seen_in_chunk:
                 why = "adjusts a claim that was never loaded"
             if why is not None:
                 problems.append(
@@ -391,7 +465,30 @@ class _Loading:
         return problems
 
 
+# PostgreSQL keeps no statistics on the rows a transaction is writing, nor yet on a batch just
+# loaded. Asked `batch_id = b AND claim_id = ANY(...)` it reads every row of the batch through the
+# primary key and filters them: each chunk of a large load then reads all the rows before it,
+# which is quadratic. One probe per value, a lateral subquery kept from being flattened into a
+# join by its LIMIT or OFFSET, leaves it only the indexes that answer a value at a time.
+
+
+def _each(column: Any, values: list[Any]) -> Any:
+    """The values, one row each, as `wanted.value`."""
+    array = bindparam("wanted", values, type_=ARRAY(column.type))
+    return func.unnest(array).table_valued("value").render_derived(name="wanted")
+
+
+def _probed(wanted: Any, probe: Select[Any]) -> Select[Any]:
+    """The rows `probe` finds for each wanted value."""
+    found = probe.lateral("found")
+    return select(found).select_from(wanted).join(found, true())
+
+
+# One encoder for every row: json.dumps with options builds a new one per call.
+_EXTRA_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
+
+
 def _extra_text(extra: Mapping[str, str]) -> str | None:
     if not extra:
         return None
-    return json.dumps(dict(sorted(extra.items())), ensure_ascii=False, separators=(",", ":"))
+    return _EXTRA_JSON.encode(extra)

@@ -117,6 +117,35 @@ def test_duplicate_keys_are_found_across_chunks_of_a_large_batch(store, tmp_path
     assert store.batches() == ()
 
 
+def test_a_replacement_may_name_a_claim_from_an_earlier_chunk_of_its_own_batch(
+    store, tmp_path, monkeypatch
+):
+    monkeypatch.setattr(outcome_store, "CHUNK", 2)
+    header = HEADER + ",claim_status,adjusted_claim_id"
+    originals = [f"c{i},1,professional,p1,2018-01-05,1.00,original," for i in range(5)]
+    for name, adjusted in (("a.csv", "c1"), ("b.csv", "c9")):
+        replacement = f"r1,1,professional,p1,2018-01-05,2.00,replacement,{adjusted}"
+        (tmp_path / name).write_text("\n".join([header, *originals, replacement]) + "\n")
+    assert store.load(tmp_path / "a.csv", "claim_line").batch.rows == 6
+    with pytest.raises(RuleError, match=r"b.csv:7: column adjusted_claim_id = 'c9': adjusts a "):
+        store.load(tmp_path / "b.csv", "claim_line")
+
+
+def test_a_load_that_fails_after_rows_were_written_leaves_nothing(store, tmp_path, monkeypatch):
+    # On PostgreSQL the last chunk's COPY is still open when the truncated row is read.
+    monkeypatch.setattr(outcome_store, "CHUNK", 2)
+    rows = [f"c{i},1,professional,p1,2018-01-05,1.00" for i in range(7)]
+    path = tmp_path / "a.csv"
+    path.write_text("\n".join([HEADER, *rows, "c9,1,profess"]) + "\n")
+    with pytest.raises(RuleError, match=r"a.csv:9: has 3 fields, the header has 6"):
+        store.load(path, "claim_line")
+    assert store.batches() == ()
+    with store.engine.connect() as connection:
+        table = EVENT_TABLES["claim_line"]
+        assert connection.scalar(select(func.count()).select_from(table)) == 0
+    assert store.load(claims(tmp_path, "b.csv", *rows), "claim_line").batch.rows == 7
+
+
 BROKEN: list[tuple[str, str, bytes, str]] = [
     ("wrong-encoding", "a.csv", (HEADER + "\nc1,1,professional,p\xe9,2018-01-05,1.00\n").encode("latin-1"), "not UTF-8"),
     ("missing-column", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id\nc1,1,professional,p1\n", "lacks the required column(s) paid_amount"),
