@@ -38,6 +38,11 @@ bench: $(STAMP)
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger.py
 
+# 3,000,000 claim lines on PostgreSQL and SQLite against their floors: about 5 minutes on 2 cores.
+.PHONY: bench-events
+bench-events: $(STAMP)
+	$(BIN)/python bench/events.py
+
 # Leaves settle.db alone: it is the embedded database, not a build product.
 clean:
 	rm -rf $(VENV) build dist .pytest_cache .mypy_cache .ruff_cache .hypothesis *.egg-info

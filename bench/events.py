@@ -1,0 +1,244 @@
+"""Outcome event ingest, measured side by side in one run (`make bench-events`):
+
+1. PostgreSQL: `EventStore.load` of N claim lines against the floor, a bare COPY of the same CSV
+   into an unindexed table of text columns;
+2. SQLite: `EventStore.load` against the floor, `executemany` of the same rows (read by the csv
+   module, the same columns, cells as text) in one transaction into an unindexed table;
+3. the peak memory of each load, which runs in a child process of its own (ru_maxrss).
+
+For reference, each database's own cost of the events table: PostgreSQL inserting the copied rows
+into it (INSERT … SELECT, no Python), SQLite the same executemany into it. The table's four
+indexes (primary key, unique batch key, claim_id, patient_id) are work no floor above does.
+
+The file is the Tuva synthetic medical claims repeated and re-keyed (claim_id prefixed per copy):
+by default the full file in ../shared (137 columns, 110 of them kept as extras); `--source
+fixtures/tuva/medical_claim.csv` takes the repository's copy, cut to the 27 columns Settle reads.
+Usage: python bench/events.py [--lines 3000000] [--source CSV] [--postgres URL]
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import resource
+import secrets
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+from concurrent.futures import ProcessPoolExecutor
+from multiprocessing import get_context
+from pathlib import Path
+from urllib.parse import quote
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+import psycopg  # noqa: E402
+from psycopg import sql  # noqa: E402
+
+from api.database import engine_from_url  # noqa: E402
+from api.schema import upgrade_to_head  # noqa: E402
+from outcomes.events import CLAIM_LINE  # noqa: E402
+from outcomes.store import EVENT_TABLES, EventStore  # noqa: E402
+from rules.types import COUNT, DATE, MONEY  # noqa: E402
+
+TUVA = ROOT.parent / "shared" / "data" / "tuva-synthetic" / "medical_claim.csv"
+TARGET_RATIO = 2.0
+TARGET_PEAK_MB = 300
+BLOCK = 1 << 20
+BATCH_ID = "f" * 64  # the floors' rows, in a batch of their own, rolled back
+BATCH_ROW = ("INSERT INTO outcome_batches (batch_id, event_type, source, learned_at) "
+             "VALUES (%s, 'claim_line', 'floor', CURRENT_TIMESTAMP)")  # fmt: skip
+
+
+def build_claims(path: Path, lines: int, source: Path = TUVA) -> None:
+    """`lines` claim lines: the Tuva file over and over, claim_id prefixed `b<copy>-` each time."""
+    header, *body = source.read_text(encoding="utf-8").splitlines()
+    with path.open("w", encoding="utf-8", newline="") as handle:
+        handle.write(header + "\n")
+        written, copy = 0, 0
+        while written < lines:
+            for line in body[: lines - written]:
+                handle.write(f"b{copy}-{line}\n")  # claim_id is the first column
+            written += min(len(body), lines - written)
+            copy += 1
+
+
+def timed_load(url: str, path: str) -> tuple[float, int, float, float]:
+    """In a fresh child process: (seconds, rows, MB before the load, peak MB)."""
+    engine = engine_from_url(url)
+    store = EventStore(engine)
+    before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    began = time.perf_counter()
+    result = store.load(path, "claim_line")
+    seconds = time.perf_counter() - began
+    engine.dispose()
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # KiB on Linux
+    return seconds, result.batch.rows, before, peak
+
+
+def load_in_child(url: str, path: Path) -> tuple[float, int, float, float]:
+    with ProcessPoolExecutor(max_workers=1, mp_context=get_context("spawn")) as child:
+        return child.submit(timed_load, url, str(path)).result()
+
+
+def postgres_floors(url: str, path: Path) -> tuple[float, float]:
+    """(a bare COPY of the whole CSV, streamed as it is, into an unindexed table of text; then
+    PostgreSQL's own INSERT … SELECT of those rows, cast, into the events table with its indexes,
+    rolled back). The second is what the table costs with no Python at all; extras are left out."""
+    with path.open("r", encoding="utf-8") as handle:
+        header = next(csv.reader(handle))
+    table = sql.Identifier(f"bench_copy_{secrets.token_hex(4)}")
+    columns = sql.SQL(", ").join(sql.SQL("{} text").format(sql.Identifier(c)) for c in header)
+    with psycopg.connect(url) as connection:
+        connection.execute(sql.SQL("CREATE TABLE {} ({})").format(table, columns))
+        connection.commit()
+        began = time.perf_counter()
+        with connection.transaction(), connection.cursor() as cursor:
+            copy = sql.SQL("COPY {} FROM STDIN WITH (FORMAT csv, HEADER true)").format(table)
+            with cursor.copy(copy) as stream, path.open("rb") as source:
+                for block in iter(lambda: source.read(BLOCK), b""):
+                    stream.write(block)
+        bare = time.perf_counter() - began
+        began = time.perf_counter()
+        with connection.transaction(force_rollback=True):
+            connection.execute(BATCH_ROW, (BATCH_ID,))
+            connection.execute(_insert_select(table, set(header)), (BATCH_ID,))
+        indexed = time.perf_counter() - began
+        connection.execute(sql.SQL("DROP TABLE {}").format(table))
+        connection.commit()
+    return bare, indexed
+
+
+def _insert_select(source: sql.Identifier, present: set[str]) -> sql.Composed:
+    events = EVENT_TABLES["claim_line"]
+    names, values = [], []
+    for column in CLAIM_LINE.columns:
+        names.append(sql.Identifier(column.name))
+        cell = sql.SQL("nullif({}, '')").format(sql.Identifier(column.name))
+        if column.name not in present:
+            values.append(sql.NULL)
+        elif column.type == MONEY:
+            values.append(sql.SQL("({}::numeric * 10000)::bigint").format(cell))
+        elif column.type == COUNT:
+            values.append(sql.SQL("{}::bigint").format(cell))
+        elif column.type == DATE:
+            values.append(sql.SQL("{}::date").format(cell))
+        else:
+            values.append(cell)
+    return sql.SQL(
+        "INSERT INTO {} (batch_id, row_number, {}) "
+        "SELECT %s, row_number() OVER (), {} FROM {}"
+    ).format(sql.Identifier(events.name), sql.SQL(", ").join(names),
+             sql.SQL(", ").join(values), source)  # fmt: skip
+
+
+def sqlite_floor(database: str, path: Path, *, table: str) -> float:
+    """executemany of the rows the store keeps (the event columns, cells as read, empty ones as
+    NULL) in one transaction, on a connection configured as the store's are."""
+    names = [column.name for column in EVENT_TABLES["claim_line"].columns]  # batch_id … extra
+    engine = engine_from_url(database)
+    connection = engine.raw_connection()
+    cursor = connection.cursor()
+    if table == "floor":
+        cursor.execute(f"CREATE TABLE floor ({', '.join(names)})")
+    connection.commit()
+    began = time.perf_counter()
+    if table != "floor":
+        cursor.execute(BATCH_ROW.replace("%s", "?"), (BATCH_ID,))
+    with path.open("r", encoding="utf-8", newline="") as handle:
+        reader = csv.reader(handle)
+        header = next(reader)
+        where = {name: index for index, name in enumerate(header)}
+        picked = [where.get(name) for name in names[2:-1]]  # None: a column the file lacks
+
+        def rows() -> Iterator[tuple[object, ...]]:
+            for number, cells in enumerate(reader, start=2):
+                kept = (cells[i] or None if i is not None else None for i in picked)
+                yield (BATCH_ID, number, *kept, None)
+
+        placeholders = ", ".join("?" * len(names))
+        cursor.executemany(f"INSERT INTO {table} VALUES ({placeholders})", rows())
+    seconds = time.perf_counter() - began
+    if table == "floor":
+        connection.commit()
+    else:
+        connection.rollback()
+    connection.close()
+    engine.dispose()
+    return seconds
+
+
+def report(
+    backend: str, lines: int, load: tuple[float, int, float, float], floors: dict[str, float]
+) -> None:
+    """The load, each floor, and the load's ratio to each: the first floor is the target's."""
+    seconds, rows, before, peak = load
+    assert rows == lines, f"loaded {rows:,} rows, expected {lines:,}"
+    print(f"{backend}:")
+    print(f"  EventStore.load                 {seconds:8.2f} s {rows / seconds:10,.0f} rows/s")
+    for number, (name, floor) in enumerate(floors.items()):
+        print(f"  {name:31} {floor:8.2f} s {rows / floor:10,.0f} rows/s  load is "
+              f"{seconds / floor:5.2f}x", end="")  # fmt: skip
+        if number == 0:
+            missed = "" if seconds / floor <= TARGET_RATIO else "  MISSED"
+            print(f" (target: within {TARGET_RATIO:g}x){missed}")
+        else:
+            print(" (for reference: the events table's own cost)")
+    missed = "" if peak < TARGET_PEAK_MB else "  MISSED"
+    print(f"  peak memory of the load         {peak:8.0f} MB ({before:.0f} MB before it; target: "
+          f"under {TARGET_PEAK_MB} MB){missed}")  # fmt: skip
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser()
+    parser.add_argument("--lines", type=int, default=3_000_000)
+    parser.add_argument("--source", type=Path, default=TUVA)
+    parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
+    arguments = parser.parse_args()
+    lines, source = arguments.lines, arguments.source
+    if not source.is_file():
+        parser.error(f"no {source}: give --source fixtures/tuva/medical_claim.csv")
+
+    with tempfile.TemporaryDirectory() as name:
+        folder = Path(name)
+        claims = folder / "claims.csv"
+        began = time.perf_counter()
+        build_claims(claims, lines, source)
+        size = claims.stat().st_size / 1e6
+        with source.open(encoding="utf-8") as handle:
+            columns = len(next(csv.reader(handle)))
+        print(f"{lines:,} claim lines from {source} ({columns} columns), {size:,.0f} MB, written "
+              f"in {time.perf_counter() - began:.1f} s")  # fmt: skip
+
+        schema = f"settle_bench_{secrets.token_hex(6)}"
+        with psycopg.connect(arguments.postgres, autocommit=True) as admin:
+            admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
+        separator = "&" if "?" in arguments.postgres else "?"
+        url = f"{arguments.postgres}{separator}options={quote(f'-csearch_path={schema}')}"
+        try:
+            engine = engine_from_url(url)
+            upgrade_to_head(engine)
+            engine.dispose()
+            bare, indexed = postgres_floors(url, claims)
+            load = load_in_child(url, claims)
+            floors = {"bare COPY, unindexed, text": bare, "INSERT … SELECT, events table": indexed}
+            report("PostgreSQL", lines, load, floors)
+        finally:
+            with psycopg.connect(arguments.postgres, autocommit=True) as admin:
+                admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+
+        database = f"sqlite:///{folder / 'settle.db'}"
+        engine = engine_from_url(database)
+        upgrade_to_head(engine)
+        engine.dispose()
+        bare = sqlite_floor(f"sqlite:///{folder / 'floor.db'}", claims, table="floor")
+        indexed = sqlite_floor(database, claims, table="events_claim_line")
+        load = load_in_child(database, claims)
+        floors = {"executemany, unindexed": bare, "executemany, events table": indexed}
+        report("SQLite", lines, load, floors)
+
+
+if __name__ == "__main__":
+    main()
