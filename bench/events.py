@@ -11,7 +11,8 @@ into it (INSERT … SELECT, no Python), SQLite the same executemany into it. The
 indexes (primary key, unique batch key, claim_id, patient_id) are work no floor above does.
 
 The file is the Tuva synthetic medical claims repeated and re-keyed (claim_id prefixed per copy):
-by default the full file in ../shared (137 columns, 110 of them kept as extras); `--source
+by default the full file in ../shared (137 columns, 110 of them kept as extras), else the
+repository's copy; `--source
 fixtures/tuva/medical_claim.csv` takes the repository's copy, cut to the 27 columns Settle reads.
 Usage: python bench/events.py [--lines 3000000] [--source CSV] [--postgres URL]
 """
@@ -44,6 +45,7 @@ from outcomes.store import EVENT_TABLES, EventStore  # noqa: E402
 from rules.types import COUNT, DATE, MONEY  # noqa: E402
 
 TUVA = ROOT.parent / "shared" / "data" / "tuva-synthetic" / "medical_claim.csv"
+FIXTURE = ROOT / "fixtures" / "tuva" / "medical_claim.csv"  # the default where ../shared is absent
 TARGET_RATIO = 2.0
 TARGET_PEAK_MB = 300
 BLOCK = 1 << 20
@@ -194,7 +196,7 @@ def report(
 def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--lines", type=int, default=3_000_000)
-    parser.add_argument("--source", type=Path, default=TUVA)
+    parser.add_argument("--source", type=Path, default=TUVA if TUVA.is_file() else FIXTURE)
     parser.add_argument("--postgres", default="postgresql://postgres@127.0.0.1:5432/test")
     arguments = parser.parse_args()
     lines, source = arguments.lines, arguments.source
