@@ -27,10 +27,6 @@ from contracts.validate import load_contract_file
 from rules.errors import RuleError
 from settlement.postings import settlement_record
 
-TEMPLATES = Path(__file__).resolve().parents[1] / "contracts" / "templates"
-FIXTURES = Path(__file__).resolve().parents[1] / "fixtures"
-DEMO_CASE = FIXTURES / "mssp" / "aco-a1037-py2018.json"
-
 
 def register(group: click.Group) -> None:
     """Attach the contract, evaluate, explain and demo commands to the `settle` group."""

@@ -90,3 +90,8 @@ class UtcDateTime(TypeDecorator[datetime]):
         if value is None:
             return None
         return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
+def utc_now() -> datetime:
+    """The stores' default clock: an aware UTC timestamp (tests pass their own)."""
+    return datetime.now(UTC)

@@ -9,7 +9,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 
 from sqlalchemy import (
     CHAR,
@@ -25,7 +25,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.exc import IntegrityError
 
-from api.database import UtcDateTime
+from api.database import UtcDateTime, utc_now
 from rules.errors import SettleError
 
 CONTRACT_ID_MAX_LENGTH = 200
@@ -57,14 +57,10 @@ contract_versions = Table(
 )
 
 
-def _utc_now() -> datetime:
-    return datetime.now(UTC)
-
-
 class ContractStore:
     """Adds and reads contract versions; a version, once stored, never changes."""
 
-    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = _utc_now) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
 

@@ -41,7 +41,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 
-from api.database import UtcDateTime
+from api.database import UtcDateTime, utc_now
 from ledger import merkle
 from ledger.entries import (
     EXACT,
@@ -155,15 +155,11 @@ class StoredCheckpoint:
         return self.body + "\n" + "".join(line + "\n" for line in self.signature_lines)
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 class LedgerStore:
     """One ledger in one database."""
 
     def __init__(
-        self, engine: Engine, *, ledger: str, clock: Callable[[], dt.datetime] = _utc_now
+        self, engine: Engine, *, ledger: str, clock: Callable[[], dt.datetime] = utc_now
     ) -> None:
         self.engine = engine
         self.ledger = ledger

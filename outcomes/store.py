@@ -43,7 +43,7 @@ from sqlalchemy import (
     true,
 )
 
-from api.database import UtcDateTime
+from api.database import UtcDateTime, utc_now
 from outcomes.events import EVENT_TYPES, EventType
 from outcomes.parse import RowTyper, TypedRow, row_problem
 from outcomes.readers import read_cells
@@ -121,10 +121,6 @@ class LoadResult:
     loaded: bool  # False: the same file was already loaded, and nothing changed
 
 
-def _utc_now() -> dt.datetime:
-    return dt.datetime.now(dt.UTC)
-
-
 def file_hash(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as handle:
@@ -163,7 +159,7 @@ def event_type_named(name: str) -> EventType:
 
 
 class EventStore:
-    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] = _utc_now) -> None:
+    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] = utc_now) -> None:
         self.engine = engine
         self._clock = clock
 
