@@ -12,11 +12,12 @@ from __future__ import annotations
 import datetime as dt
 import hashlib
 import json
+import sqlite3
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
 from decimal import Decimal
-from operator import itemgetter
+from itertools import islice, repeat
 from pathlib import Path
 from typing import Any
 
@@ -44,7 +45,9 @@ from sqlalchemy import (
 )
 
 from api.database import UtcDateTime, utc_now
+from outcomes.columns import ChunkTyper, extra_text
 from outcomes.events import EVENT_TYPES, EventType
+from outcomes.events import Column as EventColumn
 from outcomes.parse import RowTyper, TypedRow, row_problem
 from outcomes.readers import read_cells
 from rules.check import suggest
@@ -55,6 +58,7 @@ MONEY_SCALE = Decimal(10) ** 4
 SCORE_SCALE = Decimal(10) ** 9
 CHUNK = 5_000
 MAX_PROBLEMS = 100
+ADJUSTING = frozenset({"replacement", "void"})  # the claim statuses that name another claim
 
 metadata = MetaData()
 batches_table = Table(
@@ -122,11 +126,23 @@ class LoadResult:
 
 
 def file_hash(path: Path) -> str:
-    digest = hashlib.sha256()
+    return _scanned(path)[0]
+
+
+# The bytes JSON escapes in a string: a quote, a backslash, the control characters. In UTF-8 they
+# stand for those characters alone; line ends are left out, since a CSV's rows end with them.
+_ESCAPED = bytes(range(0x20)).replace(b"\n", b"").replace(b"\r", b"") + b'"\\'
+
+
+def _scanned(path: Path) -> tuple[str, bool]:
+    """The file's SHA-256, and whether it is plain: no byte JSON would escape (the cells of
+    such a CSV make JSON text as they are)."""
+    digest, plain = hashlib.sha256(), True
     with path.open("rb") as handle:
         for block in iter(lambda: handle.read(1 << 20), b""):
             digest.update(block)
-    return digest.hexdigest()
+            plain = plain and len(block.translate(None, _ESCAPED)) == len(block)
+    return digest.hexdigest(), plain
 
 
 def to_database(kind: object, value: Any) -> Any:
@@ -138,6 +154,9 @@ def to_database(kind: object, value: Any) -> Any:
 def _scale(kind: object) -> Decimal | None:
     """What a value of this kind is multiplied by to be stored as an integer (None: as it is)."""
     return MONEY_SCALE if kind == MONEY else SCORE_SCALE if kind == SCORE else None
+
+
+_PLACES = {MONEY: 4, SCORE: 9}  # MONEY_SCALE and SCORE_SCALE, as decimal places
 
 
 def from_database(kind: object, value: Any) -> Any:
@@ -178,27 +197,50 @@ class EventStore:
         MAX_PROBLEMS) is raised together, each naming file, row, column, value and reason."""
         path = Path(path)
         kind = event_type_named(event_type)
-        batch_id = file_hash(path)
+        batch_id, plain = _scanned(path)
         existing = self._batch_or_none(batch_id)
         if existing is not None:
             if existing.event_type != kind.name:
                 raise EventStoreError(f"{path} was loaded as {existing.event_type} (batch "
                                       f"{batch_id[:12]}…), not {kind.name}")  # fmt: skip
             return LoadResult(existing, loaded=False)
-        with self.engine.begin() as connection:
-            connection.execute(insert(batches_table).values(
-                batch_id=batch_id, event_type=kind.name, source=path.name[:500],
-                learned_at=self._clock(), source_as_of=source_as_of,
-            ))  # fmt: skip
-            with _Loading(connection, kind, batch_id, str(path)) as loading:
-                for number, names, cells in read_cells(path, kind, mapping=mapping):
-                    loading.add(number, names, cells)
-                    if on_progress is not None and number % 10_000 == 0:
-                        on_progress(loading.count)
-                loading.finish()
+        batch = {"batch_id": batch_id, "event_type": kind.name, "source": path.name[:500],
+                 "learned_at": self._clock(), "source_as_of": source_as_of}  # fmt: skip
+        try:
+            self._load_batch(path, kind, batch, mapping, on_progress, plain, probing=False)
+        except _KeyRepeated:
+            # A key repeated across chunks, which the unique index refused: load again, probing
+            # what each chunk's keys meet, to say which rows (and every other problem).
+            self._load_batch(path, kind, batch, mapping, None, plain, probing=True)
         result = self._batch_or_none(batch_id)
         assert result is not None
         return LoadResult(result, loaded=True)
+
+    def _load_batch(
+        self,
+        path: Path,
+        kind: EventType,
+        batch: dict[str, Any],
+        mapping: Mapping[str, str] | None,
+        on_progress: Callable[[int], None] | None,
+        plain: bool,
+        *,
+        probing: bool,
+    ) -> None:
+        """One transaction: the batch row and its events, or an exception and nothing."""
+        with self.engine.begin() as connection:
+            connection.execute(insert(batches_table).values(batch))
+            batch_id, where = batch["batch_id"], str(path)
+            loading = _Loading(connection, kind, batch_id, where, plain=plain, probing=probing)
+            with loading:
+                rows = read_cells(path, kind, mapping=mapping)
+                shown = 0
+                while chunk := list(islice(rows, CHUNK)):
+                    loading.add(chunk)
+                    if on_progress is not None and chunk[-1][0] // 10_000 > shown:
+                        shown = chunk[-1][0] // 10_000
+                        on_progress(loading.count)
+                loading.finish()
 
     # Batches ---------------------------------------------------------------------------------
 
@@ -282,34 +324,59 @@ def visible_batches(as_of: dt.datetime) -> Select[Any]:
     return select(batches_table.c.batch_id).where(batches_table.c.learned_at <= as_of, ~retracted)
 
 
+class _KeyRepeated(Exception):
+    """The unique (batch, key) index refused a row while loading without probing."""
+
+
+@dataclass(frozen=True, slots=True)
+class _Chunk:
+    """The rows of a chunk that typed without a problem, as their table stores them."""
+
+    numbers: list[int]
+    columns: list[list[Any]]  # each event column, in the event type's order
+    extras: list[str | None]
+
+
 class _Loading:
     """One batch being loaded: rows typed and checked chunk by chunk, written while no problem
     has been found, and every problem (up to a cap) gathered for one report.
 
-    On PostgreSQL a chunk is written with COPY, left open while the next chunk is typed: the
-    server takes the rows in (indexes and all, most of its work) while Python types the next
-    ones, and the COPY is closed before the checks of that chunk ask what was written. It runs on
-    the connection's own transaction, so the batch stays all or nothing. SQLite: executemany."""
+    A chunk is typed a column at a time where `outcomes.columns` vouches for it, else row by row.
+    Keys repeated within a chunk are found here; a key that repeats one of an earlier chunk is
+    refused by the unique (batch, key) index, and the load is run again `probing`: each chunk's
+    keys looked up among the rows written, to name the rows. Once a problem is found nothing more
+    is written and every later chunk is probed, so the report is the same either way.
 
-    def __init__(self, connection: Connection, kind: EventType, batch_id: str, where: str) -> None:
+    On PostgreSQL the rows go through one COPY, left open while Python types the next chunks:
+    the server takes them in (indexes and all, most of its work) on the other core. It is closed
+    before any query asks what was written. It runs on the connection's own transaction, so the
+    batch stays all or nothing. SQLite: executemany."""
+
+    def __init__(
+        self,
+        connection: Connection,
+        kind: EventType,
+        batch_id: str,
+        where: str,
+        *,
+        plain: bool,
+        probing: bool,
+    ) -> None:
         self.connection, self.kind, self.batch_id, self.where = connection, kind, batch_id, where
+        self.plain, self.probing = plain, probing
         self.table = EVENT_TABLES[kind.name]
         self.typer = RowTyper(kind, where=where)
+        self._chunk_typers: dict[tuple[str, ...], ChunkTyper] = {}
         self.problems: list[Problem] = []  # the first MAX_PROBLEMS, to report
         self.found = 0  # every problem found
-        self.chunk: list[TypedRow] = []
-        self.count = 0
+        self.count = 0  # rows typed without a problem
         self._copying = ExitStack()  # the open COPY, if any
-        # Worked out once, not per row: which values are scaled, and where a row's key is.
-        self._values = itemgetter(*(c.name for c in kind.columns))  # every type has 2 or more
-        scales = ((i, _scale(c.type)) for i, c in enumerate(kind.columns))
-        self._scales = [(i, scale) for i, scale in scales if scale is not None]
-        self._key_kinds = [(name, kind.fields[name]) for name in kind.key]
-        self._key_scaled = any(_scale(key_kind) is not None for _, key_kind in self._key_kinds)
+        self._copy: Any = None
+        # Worked out once, not per row: where each column and the row's key are in a chunk.
+        self._position = {c.name: i for i, c in enumerate(kind.columns)}
+        self._key = [self._position[name] for name in kind.key]
+        self._key_dates = [kind.fields[name] == DATE for name in kind.key]
         self._postgres = connection.dialect.name == "postgresql"
-        # SQLite has no date type: dates are kept as ISO text, as SQLAlchemy's Date keeps them.
-        dates = [i for i, c in enumerate(kind.columns) if c.type == DATE]
-        self._dates = () if self._postgres else tuple(dates)
         quote = connection.dialect.identifier_preparer.quote
         names = ", ".join(quote(column.name) for column in self.table.columns)
         self._copy_statement = f"COPY {quote(self.table.name)} ({names}) FROM STDIN"
@@ -321,19 +388,22 @@ class _Loading:
     def __exit__(self, *raised: Any) -> None:
         self._copying.__exit__(*raised)  # an error aborts an open COPY, and so the transaction
 
-    def add(self, number: int, names: tuple[str, ...], cells: Sequence[str | None]) -> None:
-        typed, problems = self.typer.type(number, names, cells)
-        if typed is None:
-            self._report(problems)
-        else:
-            self.chunk.append(typed)
-            self.count += 1
-        if len(self.chunk) >= CHUNK:
-            self._flush()
+    def add(self, chunk: Sequence[tuple[int, tuple[str, ...], Sequence[str | None]]]) -> None:
+        """Type, check and (while no problem is found) write a chunk of rows: (row number,
+        column names, cells)."""
+        numbers, names, rows = zip(*chunk, strict=True)
+        typed = self._typed(numbers, names, rows)
+        if not typed.numbers:
+            return
+        self.count += len(typed.numbers)
+        self._report(self._duplicate_keys(typed))
+        if self.kind.name == "claim_line":
+            self._report(self._unknown_adjusted_claims(typed))
+        if not self.problems:  # else keep checking the rest of the file, write nothing more
+            self._write(typed)
 
     def finish(self) -> None:
-        self._flush()
-        self._copying.close()
+        self._close_copy()
         if self.count == 0 and not self.problems:
             self._report([row_problem(self.where, 0, None, None, "the file has no rows")])
         if self.problems:
@@ -346,49 +416,94 @@ class _Loading:
         room = MAX_PROBLEMS - len(self.problems)
         self.problems.extend(problems[: max(room, 0)])
 
-    def _flush(self) -> None:
-        chunk, self.chunk = self.chunk, []
-        self._copying.close()  # the checks below must see every row written so far
-        if not chunk:
-            return
-        self._report(self._duplicate_keys(chunk))
-        if self.kind.name == "claim_line":
-            self._report(self._unknown_adjusted_claims(chunk))
-        if self.problems:
-            return  # keep checking the rest of the file, write nothing more
-        rows = [self._stored(row) for row in chunk]
+    def _typed(
+        self,
+        numbers: Sequence[int],
+        names: Sequence[tuple[str, ...]],
+        rows: Sequence[Sequence[str | None]],
+    ) -> _Chunk:
+        """The chunk typed a column at a time when its rows share their names (a CSV's do) and
+        every cell is of a shape vouched for; else row by row, reporting each problem."""
+        first = names[0]
+        if names.count(first) == len(names):
+            typer = self._chunk_typers.get(first)
+            if typer is None:
+                if len(self._chunk_typers) >= 64:
+                    self._chunk_typers.clear()
+                typer = self._chunk_typers[first] = ChunkTyper(self.kind, first, places=_PLACES)
+            columns = typer.columns(rows)
+            if columns is not None:
+                return _Chunk(list(numbers), columns, typer.extras(rows, plain=self.plain))
+        good: list[TypedRow] = []
+        for number, name, cells in zip(numbers, names, rows, strict=True):
+            typed, problems = self.typer.type(number, name, cells)
+            if typed is None:
+                self._report(problems)
+            else:
+                good.append(typed)
+        columns = [[self._stored(c, row.values[c.name]) for row in good] for c in self.kind.columns]
+        extras = [extra_text(row.extra) for row in good]
+        return _Chunk([row.number for row in good], columns, extras)
+
+    @staticmethod
+    def _stored(column: EventColumn, value: Any) -> Any:
+        """A typed value as the chunk typer stores it: scaled integers, dates as ISO text."""
+        if value is None:
+            return None
+        if column.type == DATE:
+            return value.isoformat()
+        return to_database(column.type, value)
+
+    def _write(self, chunk: _Chunk) -> None:
+        rows = zip(repeat(self.batch_id), chunk.numbers, *chunk.columns, chunk.extras)
         if self._postgres:
-            driver = self.connection.connection.driver_connection  # psycopg's own connection
-            assert driver is not None
-            cursor = self._copying.enter_context(driver.cursor())
-            copy = self._copying.enter_context(cursor.copy(self._copy_statement))
+            if self._copy is None:
+                driver = self.connection.connection.driver_connection  # psycopg's own
+                assert driver is not None
+                cursor = self._copying.enter_context(driver.cursor())
+                self._copy = self._copying.enter_context(cursor.copy(self._copy_statement))
+            write = self._copy.write_row
             for row in rows:
-                copy.write_row(row)
-        else:
-            self.connection.exec_driver_sql(self._insert_statement, rows)
+                write(row)
+            return
+        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+        try:
+            cursor.executemany(self._insert_statement, rows)
+        except sqlite3.IntegrityError as error:
+            raise self._refused(error) from error
+        finally:
+            cursor.close()
 
-    def _stored(self, row: TypedRow) -> tuple[Any, ...]:
-        """The row as its table holds it, in the table's column order."""
-        cells: list[Any] = list(self._values(row.values))
-        for index, scale in self._scales:
-            if cells[index] is not None:
-                cells[index] = int(cells[index] * scale)
-        for index in self._dates:
-            if cells[index] is not None:
-                cells[index] = cells[index].isoformat()
-        return (self.batch_id, row.number, *cells, _extra_text(row.extra))
+    def _close_copy(self) -> None:
+        """Ends the open COPY, if any: the server has then taken every row written so far."""
+        if self._copy is None:
+            return
+        self._copy = None
+        try:
+            self._copying.close()
+        except Exception as error:
+            raise self._refused(error) from error
 
-    def _duplicate_keys(self, chunk: Sequence[TypedRow]) -> list[Problem]:
-        """Keys repeated within the chunk, or of rows of this batch already written."""
-        first: dict[tuple[Any, ...], int] = {}
+    def _refused(self, error: Exception) -> Exception:
+        """A key repeated across chunks, when not probing: a reason to load again, probing."""
+        unique = getattr(error, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(error)
+        return _KeyRepeated() if unique and not self.probing else error
+
+    def _duplicate_keys(self, chunk: _Chunk) -> list[Problem]:
+        """Keys repeated within the chunk, or of rows of this batch already written. Left to the
+        unique index while every row so far is written; looked for here (and probed for among
+        the rows written) once a problem is found, or when loading again to name the rows."""
+        if not (self.probing or self.problems):
+            return []
         problems = []
-        for row in chunk:
-            key = self._key(row)
+        first: dict[tuple[Any, ...], int] = {}
+        keys = zip(*(chunk.columns[i] for i in self._key), strict=True)
+        for number, key in zip(chunk.numbers, keys, strict=True):
             if key in first:
-                problems.append(self._repeat(row.number, first[key], key))
-            first.setdefault(key, row.number)
+                problems.append(self._repeat(number, first[key], key))
+            first.setdefault(key, number)
         for number, *values in self._written(list({key[0] for key in first})):
-            key = tuple(values)
+            key = tuple(v.isoformat() if isinstance(v, dt.date) else v for v in values)
             if key in first:
                 problems.append(self._repeat(first[key], number, key))
         return problems
@@ -396,6 +511,7 @@ class _Loading:
     def _written(self, firsts: list[Any]) -> Iterable[Sequence[Any]]:
         """(row number, *key) of the rows of this batch already written whose key starts with
         one of `firsts`: one probe of the unique (batch, key) index per value."""
+        self._close_copy()  # the probe must see every row written so far
         table, key = self.table, [self.table.c[name] for name in self.kind.key]
         if self._postgres:
             wanted = _each(key[0], firsts)
@@ -407,11 +523,12 @@ class _Loading:
         # thousands of tuples it does not (minutes at 200k rows).
         return self.connection.execute(
             select(table.c.row_number, *key).where(table.c.batch_id == self.batch_id,
-                                                  key[0].in_(firsts))
+                                                  key[0].in_(_json_each(firsts)))
         )  # fmt: skip
 
     def _known_claims(self, named: set[Any]) -> set[Any]:
         """Which of the claims `named` are in a batch not retracted (this one included)."""
+        self._close_copy()
         table = self.table
         if self._postgres:
             wanted = _each(table.c.claim_id, list(named))
@@ -421,43 +538,39 @@ class _Loading:
             return set(self.connection.scalars(_probed(wanted, probe.limit(1))))
         return set(self.connection.scalars(
             select(table.c.claim_id).distinct().where(
-                table.c.claim_id.in_(named),
+                table.c.claim_id.in_(_json_each(list(named))),
                 table.c.batch_id.in_(live_batches()),
             )
         ))  # fmt: skip
 
-    def _key(self, row: TypedRow) -> tuple[Any, ...]:
-        """The row's key as stored, to compare with the keys already written."""
-        if self._key_scaled:
-            return tuple(to_database(kind, row.values[name]) for name, kind in self._key_kinds)
-        return tuple(map(row.values.__getitem__, self.kind.key))
-
     def _repeat(self, number: int, first: int, values: tuple[Any, ...]) -> Problem:
-        named = ", ".join(f"{k} {v!r}" for k, v in zip(self.kind.key, values, strict=True))
+        shown = (dt.date.fromisoformat(v) if is_date and v is not None else v
+                 for v, is_date in zip(values, self._key_dates, strict=True))  # fmt: skip
+        named = ", ".join(f"{k} {v!r}" for k, v in zip(self.kind.key, shown, strict=True))
         reason = f"repeats the key of row {first} ({named}) in the same batch"
         return row_problem(self.where, number, None, None, reason)
 
-    def _unknown_adjusted_claims(self, chunk: Sequence[TypedRow]) -> list[Problem]:
+    def _unknown_adjusted_claims(self, chunk: _Chunk) -> list[Problem]:
         problems: list[Problem] = []
-        adjusting = [r for r in chunk if r.values["claim_status"] in ("replacement", "void")]
-        if not adjusting:
+        statuses = chunk.columns[self._position["claim_status"]]
+        if not ADJUSTING.intersection(statuses):
             return problems  # only a replacement or a void can name a claim wrongly
-        named = {r.values["adjusted_claim_id"] for r in adjusting if r.values["adjusted_claim_id"]}
+        targets = chunk.columns[self._position["adjusted_claim_id"]]
+        claims = chunk.columns[self._position["claim_id"]]
+        named = {t for s, t in zip(statuses, targets, strict=True) if s in ADJUSTING and t}
         known = self._known_claims(named) if named else set()
         seen_in_chunk: set[Any] = set()
-        for row in chunk:
-            target = row.values["adjusted_claim_id"]
+        for number, status, target, claim in zip(
+            chunk.numbers, statuses, targets, claims, strict=True
+        ):
             why = None
-            is_adjusting = row.values["claim_status"] in ("replacement", "void")
-            if is_adjusting and not target:
+            if status in ADJUSTING and not target:
                 why = "a replacement or void names the claim it adjusts"
-            elif is_adjusting and target not in known and target not in seen_in_chunk:
+            elif status in ADJUSTING and target not in known and target not in seen_in_chunk:
                 why = "adjusts a claim that was never loaded"
             if why is not None:
-                problems.append(
-                    row_problem(self.where, row.number, "adjusted_claim_id", target, why)
-                )
-            seen_in_chunk.add(row.values["claim_id"])
+                problems.append(row_problem(self.where, number, "adjusted_claim_id", target, why))
+            seen_in_chunk.add(claim)
         return problems
 
 
@@ -474,17 +587,14 @@ def _each(column: Any, values: list[Any]) -> Any:
     return func.unnest(array).table_valued("value").render_derived(name="wanted")
 
 
+def _json_each(values: list[Any]) -> Select[Any]:
+    """SQLite: the values as one JSON array parameter, so that the statement (and its entry in
+    the driver's statement cache) is the same whatever the number of values."""
+    array = bindparam("wanted", json.dumps(values), type_=Text())
+    return select(func.json_each(array).table_valued("value").c.value)
+
+
 def _probed(wanted: Any, probe: Select[Any]) -> Select[Any]:
     """The rows `probe` finds for each wanted value."""
     found = probe.lateral("found")
     return select(found).select_from(wanted).join(found, true())
-
-
-# One encoder for every row: json.dumps with options builds a new one per call.
-_EXTRA_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), sort_keys=True)
-
-
-def _extra_text(extra: Mapping[str, str]) -> str | None:
-    if not extra:
-        return None
-    return _EXTRA_JSON.encode(extra)

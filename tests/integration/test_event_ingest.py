@@ -218,3 +218,18 @@ def test_a_load_killed_midway_leaves_no_batch_and_no_rows(upgraded_engine, datab
         table = EVENT_TABLES["claim_line"]
         assert connection.scalar(select(func.count()).select_from(table)) == 0
     assert store.load(TUVA / "medical_claim.csv", "claim_line").batch.rows == 6_075
+
+
+def test_the_cells_outside_the_event_type_are_kept_as_json_whatever_they_hold(store, tmp_path):
+    plain = claims(tmp_path, "a.csv", "c1,1,professional,p1,2018-01-05,1.00")
+    plain.write_text(plain.read_text().replace(HEADER, HEADER + ",note,code").strip() + ",é,x\n"
+                     "c2,1,professional,p1,2018-01-05,1.00,,\n")  # fmt: skip
+    quoted = tmp_path / "b.csv"
+    quoted.write_text(f'{HEADER},note,code\nc3,1,professional,p1,2018-01-05,1.00,"a ""b"", c",\\\n')
+    for path in (plain, quoted):
+        store.load(path, "claim_line")
+    table = EVENT_TABLES["claim_line"]
+    with store.engine.connect() as connection:
+        extras = connection.execute(select(table.c.claim_id, table.c.extra)).all()
+    assert sorted(extras) == [("c1", '{"code":"x","note":"é"}'), ("c2", None),
+                              ("c3", '{"code":"\\\\","note":"a \\"b\\", c"}')]  # fmt: skip
