@@ -56,7 +56,11 @@ from rules.types import COUNT, DATE, MONEY, SCORE
 
 MONEY_SCALE = Decimal(10) ** 4
 SCORE_SCALE = Decimal(10) ** 9
-CHUNK = 5_000
+CHUNK = 5_000  # rows checked (their keys, the claims they adjust) and written at once
+# Rows read and typed at once. Fewer than a chunk: a read row (a list of every cell) is costly for
+# the garbage collector to walk, and it walks the rows held each time it runs; typed, a chunk is a
+# few dozen lists of values. A tenth of the collector's work, and the rows stay in the CPU caches.
+TYPED = 500
 MAX_PROBLEMS = 100
 ADJUSTING = frozenset({"replacement", "void"})  # the claim statuses that name another claim
 
@@ -235,7 +239,7 @@ class EventStore:
             with loading:
                 rows = read_cells(path, kind, mapping=mapping)
                 shown = 0
-                while chunk := list(islice(rows, CHUNK)):
+                while chunk := list(islice(rows, min(TYPED, CHUNK))):
                     loading.add(chunk)
                     if on_progress is not None and chunk[-1][0] // 10_000 > shown:
                         shown = chunk[-1][0] // 10_000
@@ -336,6 +340,12 @@ class _Chunk:
     columns: list[list[Any]]  # each event column, in the event type's order
     extras: list[str | None]
 
+    def extend(self, more: _Chunk) -> None:
+        self.numbers.extend(more.numbers)
+        for column, added in zip(self.columns, more.columns, strict=True):
+            column.extend(added)
+        self.extras.extend(more.extras)
+
 
 class _Loading:
     """One batch being loaded: rows typed and checked chunk by chunk, written while no problem
@@ -370,6 +380,7 @@ class _Loading:
         self.problems: list[Problem] = []  # the first MAX_PROBLEMS, to report
         self.found = 0  # every problem found
         self.count = 0  # rows typed without a problem
+        self._chunk: _Chunk | None = None  # typed, to be checked and written
         self._copying = ExitStack()  # the open COPY, if any
         self._copy: Any = None
         # Worked out once, not per row: where each column and the row's key are in a chunk.
@@ -388,21 +399,32 @@ class _Loading:
     def __exit__(self, *raised: Any) -> None:
         self._copying.__exit__(*raised)  # an error aborts an open COPY, and so the transaction
 
-    def add(self, chunk: Sequence[tuple[int, tuple[str, ...], Sequence[str | None]]]) -> None:
-        """Type, check and (while no problem is found) write a chunk of rows: (row number,
-        column names, cells)."""
-        numbers, names, rows = zip(*chunk, strict=True)
-        typed = self._typed(numbers, names, rows)
-        if not typed.numbers:
-            return
+    def add(self, rows: Sequence[tuple[int, tuple[str, ...], Sequence[str | None]]]) -> None:
+        """Type some rows, each (row number, column names, cells), into the chunk; a full chunk
+        is checked and written."""
+        numbers, names, cells = zip(*rows, strict=True)
+        typed = self._typed(numbers, names, cells)
         self.count += len(typed.numbers)
-        self._report(self._duplicate_keys(typed))
+        if self._chunk is None:
+            self._chunk = typed
+        else:
+            self._chunk.extend(typed)
+        if len(self._chunk.numbers) >= CHUNK:
+            self._flush()
+
+    def _flush(self) -> None:
+        """Check the chunk, and write it while no problem has been found."""
+        chunk, self._chunk = self._chunk, None
+        if chunk is None or not chunk.numbers:
+            return
+        self._report(self._duplicate_keys(chunk))
         if self.kind.name == "claim_line":
-            self._report(self._unknown_adjusted_claims(typed))
+            self._report(self._unknown_adjusted_claims(chunk))
         if not self.problems:  # else keep checking the rest of the file, write nothing more
-            self._write(typed)
+            self._write(chunk)
 
     def finish(self) -> None:
+        self._flush()
         self._close_copy()
         if self.count == 0 and not self.problems:
             self._report([row_problem(self.where, 0, None, None, "the file has no rows")])
