@@ -1,4 +1,5 @@
-"""The outcome-event commands of the `settle` CLI: load, batches, show, retract.
+"""The outcome-event commands of the `settle` CLI: load, batches, show, retract, build-episodes,
+and `settle aggregates`.
 
 Thin: each opens the configured database and calls `outcomes.store`; large loads show progress.
 """
@@ -6,19 +7,26 @@ Thin: each opens the configured database and calls `outcomes.store`; large loads
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Iterator
+import tempfile
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
 
 import click
 from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from api.config import Settings
 from api.database import engine_from_url
+from contracts.model import ContractVersion, Input
 from contracts.validate import load_contract_file
-from outcomes.aggregates import Window, compile_aggregate, compute
+from outcomes.aggregates import Window, anchor_lines, compile_aggregate, compute, input_value
+from outcomes.episodes import EpisodeRule, build_episodes
 from outcomes.events import EVENT_TYPES
 from outcomes.readers import read_mapping
 from outcomes.store import Batch, EventStore
+from rules.errors import Problem, RuleError
+from rules.values import RowSet, Value
 
 
 @contextmanager
@@ -126,6 +134,55 @@ def retract(settings: Settings, batch_id: str, reason: str) -> None:
     click.echo(f"retracted: {_line(batch)}")
 
 
+@events.command("build-episodes")
+@click.option("--name", required=True,
+              help="The episode rule's name; episodes are NAME-<claim id>.")  # fmt: skip
+@click.option("--drg", "drgs", required=True, multiple=True, metavar="CODE",
+              help="An anchor MS-DRG (repeatable), e.g. --drg 469 --drg 470.")  # fmt: skip
+@click.option("--days", default=90, show_default=True, type=int,
+              help="Days after discharge the episode lasts.")  # fmt: skip
+@click.option("--as-of", "as_of", type=click.DateTime(), default=None,
+              help="Build from the claims known then (UTC; default: now).")  # fmt: skip
+@click.option("--out", type=click.Path(dir_okay=False), default=None,
+              help="Also keep the episodes as this CSV file.")  # fmt: skip
+@click.option("--dry-run", is_flag=True, help="Build and report; load nothing.")
+@click.pass_obj
+def build_episodes_command(
+    settings: Settings,
+    name: str,
+    drgs: tuple[str, ...],
+    days: int,
+    as_of: dt.datetime | None,
+    out: str | None,
+    dry_run: bool,
+) -> None:
+    """Build episodes from the stored claims (an inpatient stay with one of the MS-DRGs, to
+    discharge + DAYS; a stay during a running episode is a readmission within it) and load them
+    as a batch of episode events. The same claims give the same file, so the same batch."""
+    rule = EpisodeRule(name, frozenset(drgs), days)
+    cutoff = as_of.replace(tzinfo=dt.UTC) if as_of else dt.datetime.now(dt.UTC)
+    with open_events(settings) as store:
+        built = build_episodes(rule, anchor_lines(store.engine, rule, cutoff))
+        click.echo(f"{rule.describe()}, from the claims known as of {cutoff.isoformat()}: "
+                   f"{len(built.episodes):,} episodes, {len(built.absorbed):,} readmission "
+                   "stays inside a running episode")  # fmt: skip
+        for stay in built.absorbed:
+            click.echo(f"  claim {stay.anchor_claim_id} falls inside episode {stay.episode_id}")
+        content = built.csv_bytes()
+        if out is not None:
+            Path(out).write_bytes(content)
+            click.echo(f"wrote {out}")
+        if dry_run or not built.episodes:
+            click.echo("nothing loaded" + ("" if dry_run else ": no episodes"))
+            return
+        with tempfile.TemporaryDirectory() as folder:
+            path = Path(folder) / f"episodes-{name}-as-of-{cutoff:%Y%m%dT%H%M%SZ}.csv"
+            path.write_bytes(content)
+            result = store.load(path, "episode", source_as_of=cutoff)
+    state = "loaded" if result.loaded else "already loaded (nothing changed)"
+    click.echo(f"{state}: {_line(result.batch)}")
+
+
 @click.command()
 @click.argument("file", type=click.Path(dir_okay=False, exists=True))
 @click.option("--period", default=None, help="The contract's period (default: its first).")
@@ -139,23 +196,23 @@ def aggregates(
     """Compute contract FILE's aggregate inputs from the stored outcome events, in the database."""
     version = load_contract_file(file)
     contract = version.contract
-    chosen = contract.period(period) if period else contract.periods[0]
-    cutoff = as_of.replace(tzinfo=dt.UTC) if as_of else dt.datetime.now(dt.UTC)
-    window = Window(chosen.start, chosen.end, cutoff)
-    parameters = {p.name: found.value for p in contract.parameters
-                  if (found := p.in_force(chosen.start)) is not None}  # fmt: skip
+    window = aggregate_window(version, period, as_of)
     declared = [i for i in contract.inputs if i.aggregate is not None]
     if not declared:
         click.echo(f"contract {contract.id} declares no aggregate inputs")
         return
     engine = engine_from_url(settings.database_url)
     try:
-        click.echo(f"contract {contract.id}, period {chosen.id} ({chosen.start} to {chosen.end}), "
-                   f"as of {cutoff.isoformat()}")  # fmt: skip
+        click.echo(f"contract {contract.id}, {window.start} to {window.end}, as of "
+                   f"{window.as_of.isoformat()}")  # fmt: skip
         for item in declared:
             assert item.aggregate is not None
-            value = compute(engine, item.aggregate, window, parameters)
-            click.echo(f"  {item.name} = {value}   ({item.aggregate.measure} of "
+            parameters = _parameters(version, window)
+            try:
+                shown = _shown(compute(engine, item.aggregate, window, parameters))
+            except RuleError as error:
+                shown = "not computed: " + "; ".join(p.message for p in error.problems)
+            click.echo(f"  {item.name} = {shown}   ({item.aggregate.measure} of "
                        f"{item.aggregate.events})")  # fmt: skip
             if show_sql:
                 query = compile_aggregate(item.aggregate, window, parameters)
@@ -163,3 +220,57 @@ def aggregates(
                 click.echo("    " + str(compiled).replace("\n", "\n    "))
     finally:
         engine.dispose()
+
+
+def aggregate_window(
+    version: ContractVersion, period: str | None, as_of: dt.datetime | None
+) -> Window:
+    """The period's dates and the cutoff (naive times are UTC; none: now), for this contract."""
+    chosen = version.contract.period(period)
+    cutoff = as_of.replace(tzinfo=dt.UTC) if as_of and as_of.tzinfo is None else as_of
+    return Window(chosen.start, chosen.end, cutoff or dt.datetime.now(dt.UTC), version.contract.id)
+
+
+def aggregate_inputs(
+    database_url: str, version: ContractVersion, window: Window, given: Mapping[str, Any]
+) -> dict[str, Any]:
+    """The contract's aggregate inputs computed from the stored events, as input values; every
+    problem reported together. An input also given by hand is refused, not silently replaced."""
+    declared = [i for i in version.contract.inputs if i.aggregate is not None]
+    problems = [Problem(f"inputs.{i.name}", "given in the inputs and computed from events: give "
+                        "one or the other") for i in declared if i.name in given]  # fmt: skip
+    values: dict[str, Any] = {}
+    engine = engine_from_url(database_url)
+    try:
+        for item in declared:
+            if item.name not in given:
+                values[item.name] = _computed(engine, item, window, version, problems)
+    finally:
+        engine.dispose()
+    if problems:
+        raise RuleError(problems)
+    return values
+
+
+def _computed(
+    engine: Any, item: Input, window: Window, version: ContractVersion, problems: list[Problem]
+) -> Any:
+    assert item.aggregate is not None
+    try:
+        return input_value(compute(engine, item.aggregate, window, _parameters(version, window)))
+    except RuleError as error:
+        problems.extend(Problem(f"inputs.{item.name}", p.message) for p in error.problems)
+        return None
+
+
+def _parameters(version: ContractVersion, window: Window) -> dict[str, Value]:
+    return {p.name: found.value for p in version.contract.parameters
+            if (found := p.in_force(window.start)) is not None}  # fmt: skip
+
+
+def _shown(value: Value) -> str:
+    if not isinstance(value, RowSet):
+        return str(value)
+    lines = [", ".join(f"{name} {cell}" for name, cell in row) for row in value.rows[:20]]
+    more = [f"… and {len(value) - 20:,} more rows"] if len(value) > 20 else []
+    return f"{len(value):,} rows" + "".join(f"\n      {line}" for line in [*lines, *more])

@@ -6,14 +6,17 @@ or its inputs are SettleErrors, which `settle` prints with their positions and e
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import sys
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
 
 import click
 
+from api.cli_events import aggregate_inputs, aggregate_window
 from api.cli_ledger import open_ledger
 from api.config import Settings
 from api.database import engine_from_url
@@ -22,6 +25,7 @@ from contracts.cases import EvaluationCase, evaluate_case, is_case_file, read_ca
 from contracts.diff import format_diff
 from contracts.evaluation import Evaluation
 from contracts.explain import explain as explain_text
+from contracts.model import ContractVersion
 from contracts.store import ContractStore
 from contracts.validate import load_contract_file
 from rules.errors import RuleError
@@ -133,9 +137,23 @@ _SHARED_OPTIONS = [
     click.option(
         "--inputs",
         "inputs_path",
-        required=True,
+        default=None,
         type=click.Path(dir_okay=False),
         help="A JSON object of inputs, a {params, inputs} case, or a .jsonl file of cases.",
+    ),
+    click.option(
+        "--events",
+        "from_events",
+        is_flag=True,
+        help="Compute the contract's aggregate inputs from the stored outcome events (the other "
+        "inputs from --inputs).",
+    ),
+    click.option(
+        "--as-of",
+        "as_of",
+        type=click.DateTime(),
+        default=None,
+        help="With --events: use only the events known then (UTC; default: now).",
     ),
     click.option(
         "--param",
@@ -171,7 +189,9 @@ def _shared(function: Any) -> Any:
 def evaluate(
     settings: Settings,
     file: str,
-    inputs_path: str,
+    inputs_path: str | None,
+    from_events: bool,
+    as_of: dt.datetime | None,
     params: tuple[str, ...],
     period: str | None,
     as_json: bool,
@@ -184,12 +204,13 @@ def evaluate(
     """
     version = load_contract_file(file)
     overrides = _parse_params(params)
-    if is_case_file(inputs_path):
+    if inputs_path is not None and is_case_file(inputs_path):
         if record:
             raise click.UsageError("--record takes one case, not a .jsonl file of cases")
+        _refuse_events_with_cases(from_events)
         _evaluate_many(version, inputs_path, overrides, period, as_json)
         return
-    (case,) = read_cases(inputs_path)
+    case = _one_case(settings, version, inputs_path, from_events, as_of, period)
     evaluation = evaluate_case(version, case, overrides, period)
     if record:
         _record(settings, evaluation)
@@ -210,6 +231,35 @@ def evaluate(
         )
     if not result["payments"]:
         click.echo("no payments")
+
+
+def _one_case(
+    settings: Settings,
+    version: ContractVersion,
+    inputs_path: str | None,
+    from_events: bool,
+    as_of: dt.datetime | None,
+    period: str | None,
+) -> EvaluationCase:
+    """The case to evaluate: from --inputs, with the aggregate inputs computed from the events
+    if --events says so (they are then part of the inputs the trace and the ledger record)."""
+    if inputs_path is None and not from_events:
+        raise click.UsageError("give --inputs FILE, or --events to compute the inputs from events")
+    if as_of is not None and not from_events:
+        raise click.UsageError("--as-of is the cutoff of --events")
+    case = EvaluationCase("events") if inputs_path is None else next(iter(read_cases(inputs_path)))
+    if not from_events or case.problem is not None:
+        return case
+    window = aggregate_window(version, period or case.period, as_of)
+    computed = aggregate_inputs(settings.database_url, version, window, case.inputs)
+    click.echo(f"inputs {', '.join(computed) or '(none)'} computed from the events known as of "
+               f"{window.as_of.isoformat()}", err=True)  # fmt: skip
+    return replace(case, inputs={**case.inputs, **computed})
+
+
+def _refuse_events_with_cases(from_events: bool) -> None:
+    if from_events:
+        raise click.UsageError("--events takes one case, not a .jsonl file of cases")
 
 
 def _record(settings: Settings, evaluation: Evaluation) -> None:
@@ -257,7 +307,16 @@ def _evaluate_many(
 
 @click.command()
 @_shared
-def explain(file: str, inputs_path: str, params: tuple[str, ...], period: str | None) -> None:
+@click.pass_obj
+def explain(
+    settings: Settings,
+    file: str,
+    inputs_path: str | None,
+    from_events: bool,
+    as_of: dt.datetime | None,
+    params: tuple[str, ...],
+    period: str | None,
+) -> None:
     """Evaluate contract FILE and print it as a worked calculation, clause by clause.
 
     With a .jsonl file of cases, each case is explained in turn under a heading; a case that
@@ -265,10 +324,11 @@ def explain(file: str, inputs_path: str, params: tuple[str, ...], period: str | 
     """
     version = load_contract_file(file)
     overrides = _parse_params(params)
-    if not is_case_file(inputs_path):
-        (case,) = read_cases(inputs_path)
+    if inputs_path is None or not is_case_file(inputs_path):
+        case = _one_case(settings, version, inputs_path, from_events, as_of, period)
         click.echo(explain_text(evaluate_case(version, case, overrides, period)), nl=False)
         return
+    _refuse_events_with_cases(from_events)
     failures = 0
     for case in read_cases(inputs_path):
         click.echo(f"=== case {_label(case)} ({case.where})")

@@ -125,7 +125,7 @@ def evaluate_contract(
     not_given: list[str] = []
     values: dict[str, Value] = {}
     try:
-        chosen = _period(version, period)
+        chosen = version.contract.period(period)
     except RuleError as error:
         problems.extend(p.located(label) for p in error.problems)
     try:
@@ -155,24 +155,6 @@ def evaluate_contract(
     except EvaluationError as error:
         raise EvaluationError(p.located(label) for p in error.problems) from None
     return Evaluation(version, chosen, resolved, given, tuple(quantities), payments, skipped)
-
-
-def _period(version: ContractVersion, period: str | None) -> Period:
-    periods = version.contract.periods
-    if period is None:
-        return periods[0]
-    for candidate in periods:
-        if candidate.id == period:
-            return candidate
-    raise RuleError(
-        [
-            Problem(
-                "period",
-                f"the contract has no period '{period}'; its periods "
-                "are: " + ", ".join(p.id for p in periods),
-            )
-        ]
-    )
 
 
 def _resolve_parameters(

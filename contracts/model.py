@@ -9,6 +9,7 @@ import datetime as dt
 from dataclasses import dataclass
 from decimal import Decimal
 
+from rules.errors import Problem, RuleError
 from rules.syntax import Expr
 from rules.types import Type
 from rules.values import Value
@@ -80,6 +81,8 @@ class Aggregate:
     weight_by: str | None
     per_person_cap: str | None
     population: str | None
+    within: str | None = None  # "episode": claim lines of each episode's person in its window
+    per_episode_cap: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +163,15 @@ class Contract:
         return next(p for p in self.parties if p.role == role)
 
     def period(self, period_id: str | None) -> Period:
+        """The period with this id (None: the first), or RuleError naming the periods there are."""
         if period_id is None:
             return self.periods[0]
-        return next(p for p in self.periods if p.id == period_id)
+        for candidate in self.periods:
+            if candidate.id == period_id:
+                return candidate
+        known = ", ".join(p.id for p in self.periods)
+        raise RuleError([Problem("period", f"the contract has no period '{period_id}'; its "
+                                           f"periods are: {known}")])  # fmt: skip
 
 
 @dataclass(frozen=True, slots=True)

@@ -177,6 +177,8 @@ class AggregateSchema(_Strict):
     weight_by = fields.String()
     per_person_cap = fields.String(validate=NAME)
     population = fields.String(validate=validate.OneOf(("attributed", "all")))
+    within = fields.String(validate=validate.OneOf(("episode",)))
+    per_episode_cap = fields.String(validate=NAME)
 
 
 class InputSchema(_Strict):

@@ -32,7 +32,13 @@ from contracts.model import (
 )
 from contracts.numbers import date_value, shown
 from contracts.schema import parse_decimal
-from outcomes.catalog import EVENT_FIELDS, MEASURES, MEASURES_WITH_FIELD
+from outcomes.catalog import (
+    EVENT_FIELDS,
+    MEASURES,
+    MEASURES_WITH_FIELD,
+    PERSON_SPANS,
+    WEIGHT_BY_MEMBER_MONTHS,
+)
 from rules.canonical import canonical_json, content_hash
 from rules.check import FUNCTIONS, Scope, check, suggest
 from rules.errors import Problem, RuleError
@@ -558,9 +564,19 @@ class _Builder:
             return None
         field = spec.get("field")
         measured = self._measured_type(where, measure, field, fields, spec.get("weight_by"))
+        within = spec.get("within")
+        if within is not None:
+            self._check_within(where, events, measure, field, fields)
+        grouped_fields = EVENT_FIELDS["episode"] if within else fields
         for column in spec["group_by"]:
-            if column not in fields:
-                self.fail(f"{where}.group_by", f"'{events}' has no field '{column}'")
+            if column not in grouped_fields:
+                self.fail(f"{where}.group_by", f"'{within or events}' has no field '{column}'")
+        weight_by = spec.get("weight_by")
+        if weight_by == WEIGHT_BY_MEMBER_MONTHS and events not in PERSON_SPANS:
+            self.fail(f"{where}.weight_by", "member_months weights events that last a span and "
+                      f"name a person: {', '.join(PERSON_SPANS)}")  # fmt: skip
+        if spec.get("population") == "attributed" and "patient_id" not in fields:
+            self.fail(f"{where}.population", f"'{events}' events name no person to attribute")
         where_clause = None
         if "where" in spec:
             where_clause = self._clause(
@@ -570,9 +586,17 @@ class _Builder:
                 BOOLEAN,
             )
         cap = spec.get("per_person_cap")
-        if cap is not None and self.types.get(cap) != MONEY:
-            self.fail(f"{where}.per_person_cap", f"'{cap}' must be a money parameter")
-        self._aggregate_result_type(where, kind, measured, spec, fields)
+        if cap is not None:
+            self._check_cap(f"{where}.per_person_cap", cap)
+            if measure != "sum" or spec["group_by"] or within:
+                self.fail(f"{where}.per_person_cap", "a per-person cap truncates an ungrouped "
+                          "sum of money")  # fmt: skip
+        episode_cap = spec.get("per_episode_cap")
+        if episode_cap is not None:
+            self._check_cap(f"{where}.per_episode_cap", episode_cap)
+            if within != "episode":
+                self.fail(f"{where}.per_episode_cap", "a per-episode cap needs 'within: episode'")
+        self._aggregate_result_type(where, kind, measured, spec, grouped_fields)
         return Aggregate(
             events,
             measure,
@@ -580,10 +604,24 @@ class _Builder:
             where_clause,
             tuple(spec["group_by"]),
             spec.get("value_column"),
-            spec.get("weight_by"),
+            weight_by,
             cap,
             spec.get("population"),
+            within,
+            episode_cap,
         )
+
+    def _check_within(
+        self, where: str, events: str, measure: str, field: str | None, fields: Mapping[str, Scalar]
+    ) -> None:
+        sums_money = measure == "sum" and fields.get(field or "") == MONEY
+        if events != "claim_line" or not sums_money:
+            self.fail(f"{where}.within", "within: episode sums a money field of claim lines "
+                      "(events: claim_line, measure: sum)")  # fmt: skip
+
+    def _check_cap(self, where: str, cap: str) -> None:
+        if self.types.get(cap) != MONEY or self.kinds.get(cap) != "parameter":
+            self.fail(where, f"'{cap}' must be a money parameter")
 
     def _parameter_types(self) -> dict[str, Type]:
         return {n: t for n, t in self.types.items() if self.kinds.get(n) == "parameter"}
@@ -610,10 +648,12 @@ class _Builder:
                     f"{where}.field", f"cannot take '{measure}' of '{field}', a {fields[field]}"
                 )
                 return None
-            if measure == "weighted_average" and (weight_by is None or weight_by not in fields):
-                self.fail(
-                    f"{where}.weight_by", "'weighted_average' needs 'weight_by', a numeric field"
-                )
+            weight_ok = weight_by == WEIGHT_BY_MEMBER_MONTHS or (
+                weight_by is not None and fields.get(weight_by) in NUMERIC
+            )
+            if measure == "weighted_average" and not weight_ok:
+                self.fail(f"{where}.weight_by", "'weighted_average' needs 'weight_by', a numeric "
+                          "field or member_months")  # fmt: skip
             return fields[field]
         return COUNT
 

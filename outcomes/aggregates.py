@@ -6,17 +6,32 @@ What an aggregate sees, as of a cutoff T and for a period [start, end]:
 - for claim lines, only each claim's final version: a line whose claim another visible line
   replaces or voids (`adjusted_claim_id`) is left out, and so are the voids themselves;
 - events that happened in the period: claim lines by `claim_start_date`; eligibility spans,
-  attributions and other events with a start and an end by overlap; the rest by their date;
-- with `population: attributed`, only people with a visible attribution overlapping the period;
+  attributions, quality results and risk scores by overlap; episodes by the day they end
+  (`window_end`, as CJR and BPCI Advanced reconcile the episodes ending in a year); the rest by
+  their date;
+- with `population: attributed`, only people with a visible attribution overlapping the period
+  that names the contract settled, or no contract (one program's attributions);
 - the `where` filter (comparisons of the event's fields with literals and parameters).
-Measures: sum, count, count_distinct, average, min, max of a field, and member_months (months of
-eligibility spans inside the period). `per_person_cap` truncates each person's sum at a money
-parameter before adding (as MSSP truncates at the 99th percentile).
+
+Measures: sum, count, count_distinct, average, min, max of a field; `value`, the field of the one
+event that matches (a quality score lookup: none or several is an error); weighted_average of a
+field weighted by another field or by each person's eligible months (`weight_by:
+member_months`, within the event's own span and the period); and member_months (months of
+eligibility spans inside the period). Averages are divided in Decimal, to 34 significant digits
+(the evaluator's precision), never in the database's floating point.
+
+`per_person_cap` truncates each person's sum at a money parameter before adding (as MSSP truncates
+at the 99th percentile). `within: episode` sums the claim lines of each episode's person from its
+window start to its window end (episodes with no claims count, at zero), each episode capped at
+`per_episode_cap` if given. `group_by` gives rows instead of one number: one per distinct value of
+the fields named (event fields; episode fields with `within: episode`), in order, each with the
+measure in `value_column`; events whose group fields are empty are not in any row.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import decimal
 from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
@@ -41,20 +56,22 @@ from sqlalchemy import (
 from sqlalchemy.sql import Select
 
 from contracts.model import Aggregate
+from outcomes.episodes import ANCHOR_FIELDS, EpisodeRule
 from outcomes.events import EVENT_TYPES, EventType
-from outcomes.store import EVENT_TABLES, MONEY_SCALE, SCORE_SCALE, visible_batches
+from outcomes.store import EVENT_TABLES, MONEY_SCALE, SCORE_SCALE, from_database, visible_batches
 from rules.errors import Problem, RuleError
 from rules.syntax import Binary, Boolean, Expr, MemberOf, Name, Number, Text, Unary
 from rules.types import MONEY, SCORE
-from rules.values import Value
+from rules.values import RowSet, Value
 
 SPANS = {  # event types that last from a start to an end: they count if they overlap the period
     "eligibility": ("enrollment_start_date", "enrollment_end_date"),
     "attribution": ("period_start", "period_end"),
     "quality_result": ("period_start", "period_end"),
     "risk_score": ("period_start", "period_end"),
-    "episode": ("window_start", "window_end"),
 }
+EPISODE_WINDOW = ("window_start", "window_end")  # claim lines of an episode: its person, inside
+DIVISION = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN)  # the evaluator's precision
 
 
 @dataclass(frozen=True, slots=True)
@@ -64,37 +81,49 @@ class Window:
     start: dt.date
     end: dt.date
     as_of: dt.datetime
+    contract_id: str | None = None  # attributed: attributions naming this contract, or none
 
 
 def compute(
     engine: Engine, aggregate: Aggregate, window: Window, parameters: Mapping[str, Value]
-) -> Decimal:
-    """The aggregate's value, computed by the database."""
+) -> Value:
+    """The aggregate's value, computed by the database: a number, or rows with `group_by`."""
     query = compile_aggregate(aggregate, window, parameters)
     with engine.connect() as connection:
-        value = connection.execute(query).scalar()
-    return _result(aggregate, value)
+        found = connection.execute(query).all()
+    if not aggregate.group_by:
+        (row,) = found
+        return _finished(aggregate, tuple(row))
+    width = len(aggregate.group_by)
+    groups = sorted(
+        (tuple(_group_value(aggregate, name, v) for name, v in zip(aggregate.group_by, row[:width],
+                                                                  strict=True)), tuple(row[width:]))
+        for row in found
+    )  # fmt: skip
+    return _rows(aggregate, [(g, _finished(aggregate, parts)) for g, parts in groups])
+
+
+def input_value(value: Value) -> Any:
+    """An aggregate's value as an input is written in a document: numbers and dates as text,
+    rows as a list of objects."""
+    if isinstance(value, RowSet):
+        return [{name: input_value(cell) for name, cell in row} for row in value.rows]
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return format(value, "f") if isinstance(value, Decimal) else value
 
 
 def compile_aggregate(
     aggregate: Aggregate, window: Window, parameters: Mapping[str, Value]
 ) -> Select[Any]:
-    """The SQL (SQLAlchemy Core) that computes the aggregate; one statement, one value."""
-    _refuse_unsupported(aggregate)
+    """The SQL (SQLAlchemy Core) that computes the aggregate: one row of the measure's parts, or
+    one row per group (the group's fields, then the parts). Python divides and scales them."""
+    if aggregate.within == "episode":
+        return _within_episodes(aggregate, window, parameters)
     kind = EVENT_TYPES[aggregate.events]
     table = EVENT_TABLES[kind.name]
-    conditions: list[ColumnElement[bool]] = [
-        table.c.batch_id.in_(visible_batches(window.as_of)),
-        _in_period(kind, table, window),
-    ]
-    if kind.name == "claim_line":
-        conditions += _final_versions(table, window)
-    if aggregate.population == "attributed":
-        conditions.append(table.c.patient_id.in_(_attributed(window)))
-    if aggregate.where is not None:
-        conditions.append(_sql_condition(aggregate.where.expr, kind, table, parameters))
-    where = and_(*conditions)
-    measure = aggregate.measure
+    where = _event_conditions(aggregate, kind, table, window, parameters)
+    groups = [table.c[name] for name in aggregate.group_by]
     if aggregate.per_person_cap is not None:
         cap = _scaled(MONEY, parameters[aggregate.per_person_cap])
         per_person = (
@@ -105,44 +134,193 @@ def compile_aggregate(
         )
         capped = case((per_person.c.total > cap, cap), else_=per_person.c.total)
         return select(func.coalesce(func.sum(capped), 0))
+    parts = _parts(aggregate, kind, table, window)
+    if not groups:
+        return select(*parts).select_from(table).where(where)
+    present = [g.is_not(None) for g in groups]
+    return select(*groups, *parts).where(where, *present).group_by(*groups)
+
+
+def _event_conditions(
+    aggregate: Aggregate,
+    kind: EventType,
+    table: Any,
+    window: Window,
+    parameters: Mapping[str, Value],
+    *,
+    in_period: bool = True,
+) -> ColumnElement[bool]:
+    """Which events of `table` the aggregate sees: visible, final versions, in the period (unless
+    an episode's window says instead), of the population, passing `where`."""
+    conditions: list[ColumnElement[bool]] = [table.c.batch_id.in_(visible_batches(window.as_of))]
+    if in_period:
+        conditions.append(_in_period(kind, table, window))
+    if kind.name == "claim_line":
+        conditions += _final_versions(table, window)
+    if aggregate.population == "attributed" and aggregate.within is None:
+        conditions.append(table.c.patient_id.in_(_attributed(window)))
+    if aggregate.where is not None:
+        conditions.append(_sql_condition(aggregate.where.expr, kind, table, parameters))
+    return and_(*conditions)
+
+
+def _parts(aggregate: Aggregate, kind: EventType, table: Any, window: Window) -> list[Any]:
+    """The sums and counts the measure is finished from, as SQL expressions."""
+    measure = aggregate.measure
     if measure == "member_months":
-        return select(func.coalesce(func.sum(_months(kind, table, window)), 0)).where(where)
+        return [func.coalesce(func.sum(_months(kind, table, window)), 0)]
     if measure == "count":
-        return select(func.count()).select_from(table).where(where)
+        return [func.count()]
     column = table.c[aggregate.field or ""]
     if measure == "count_distinct":
-        return select(func.count(column.distinct())).where(where)
-    functions: dict[str, Any] = {"sum": func.sum, "min": func.min, "max": func.max,
-                                 "average": func.avg}  # fmt: skip
-    value = functions[measure](column)
-    return select(func.coalesce(value, 0) if measure == "sum" else value).where(where)
+        return [func.count(column.distinct())]
+    if measure == "sum":
+        return [func.coalesce(func.sum(column), 0)]
+    if measure == "average":
+        return [func.sum(column), func.count(column)]
+    if measure == "weighted_average":
+        weight = _weight(aggregate, kind, table, window)
+        return [func.sum(column * weight), func.sum(case((column.is_not(None), weight)))]
+    if measure == "value":
+        return [func.count(column), func.min(column), func.max(column)]
+    extreme = func.min if measure == "min" else func.max
+    return [extreme(column)]
 
 
-def _refuse_unsupported(aggregate: Aggregate) -> None:
-    """Say so, rather than compute something else: grouped aggregates (rows per episode or per
-    member) and weighted averages are declared and checked, but not computed yet."""
-    if aggregate.group_by or aggregate.measure == "weighted_average":
-        what = "group_by" if aggregate.group_by else "weighted_average"
-        raise RuleError([Problem(f"aggregate {aggregate.events}.{aggregate.measure}",
-                                 f"{what} is not computed from events yet; give this input as "
-                                 "a value")])  # fmt: skip
+def _weight(aggregate: Aggregate, kind: EventType, table: Any, window: Window) -> Any:
+    """Each event's weight: a field of its own, or its person's eligible months inside both the
+    event's span and the period."""
+    if aggregate.weight_by != "member_months":
+        return table.c[aggregate.weight_by or ""]
+    first, last = SPANS[kind.name]
+    spans = EVENT_TABLES["eligibility"].alias("eligible")
+    lo = _later(table.c[first], literal(window.start))
+    hi = _earlier(table.c[last], literal(window.end))
+    months = _month_count(_later(spans.c.enrollment_start_date, lo),
+                          _earlier(spans.c.enrollment_end_date, hi))  # fmt: skip
+    eligible = (
+        select(func.coalesce(func.sum(months), 0))
+        .where(
+            spans.c.patient_id == table.c.patient_id,
+            spans.c.batch_id.in_(visible_batches(window.as_of)),
+            spans.c.enrollment_start_date <= hi,
+            spans.c.enrollment_end_date >= lo,
+        )
+        .scalar_subquery()
+    )
+    return eligible
 
 
-def _result(aggregate: Aggregate, value: Any) -> Decimal:
-    if value is None:
-        raise RuleError([Problem(f"aggregate {aggregate.events}.{aggregate.measure}",
-                                 "no events in the period: the value is undefined")])  # fmt: skip
-    kind = EVENT_TYPES[aggregate.events]
-    field = kind.column(aggregate.field) if aggregate.field else None
-    number = Decimal(str(value)) if not isinstance(value, int | Decimal) else Decimal(value)
-    if field is not None and aggregate.measure in ("sum", "min", "max", "average"):
-        if field.type == MONEY:
-            return number / MONEY_SCALE
-        if field.type == SCORE:
-            return number / SCORE_SCALE
-    if aggregate.per_person_cap is not None:
-        return number / MONEY_SCALE
-    return number
+def _within_episodes(
+    aggregate: Aggregate, window: Window, parameters: Mapping[str, Value]
+) -> Select[Any]:
+    """Claim lines summed per episode (its person, inside its window; an episode without claims
+    sums to zero), each episode capped, then added up, or per group of episode fields."""
+    episodes = EVENT_TABLES["episode"]
+    claims = EVENT_TABLES["claim_line"]
+    first, last = EPISODE_WINDOW
+    joined = and_(
+        claims.c.patient_id == episodes.c.patient_id,
+        claims.c.claim_start_date >= episodes.c[first],
+        claims.c.claim_start_date <= episodes.c[last],
+        _event_conditions(aggregate, EVENT_TYPES["claim_line"], claims, window, parameters,
+                          in_period=False),
+    )  # fmt: skip
+    chosen = [episodes.c.batch_id.in_(visible_batches(window.as_of)),
+              _in_period(EVENT_TYPES["episode"], episodes, window)]  # fmt: skip
+    if aggregate.population == "attributed":
+        chosen.append(episodes.c.patient_id.in_(_attributed(window)))
+    groups = [episodes.c[name] for name in aggregate.group_by]
+    chosen += [g.is_not(None) for g in groups]
+    keys = [episodes.c.batch_id, episodes.c.episode_id]
+    per_episode = (
+        select(*groups, func.coalesce(func.sum(claims.c[aggregate.field or ""]), 0).label("total"))
+        .select_from(episodes.outerjoin(claims, joined))
+        .where(*chosen)
+        .group_by(*keys, *groups)
+        .subquery("per_episode")
+    )
+    total: Any = per_episode.c.total
+    if aggregate.per_episode_cap is not None:
+        cap = _scaled(MONEY, parameters[aggregate.per_episode_cap])
+        total = case((total > cap, cap), else_=total)
+    outer_groups = [per_episode.c[name] for name in aggregate.group_by]
+    query = select(*outer_groups, func.coalesce(func.sum(total), 0))
+    return query.group_by(*outer_groups) if outer_groups else query
+
+
+def anchor_lines(engine: Engine, rule: EpisodeRule, as_of: dt.datetime) -> list[dict[str, Any]]:
+    """The final versions, as of the cutoff, of the claim lines that may anchor the rule's
+    episodes (the builder in outcomes.episodes applies the rest of the rule)."""
+    table = EVENT_TABLES["claim_line"]
+    window = Window(dt.date.min, dt.date.max, as_of)
+    query = select(*(table.c[name] for name in ANCHOR_FIELDS)).where(
+        table.c.batch_id.in_(visible_batches(as_of)),
+        table.c.ms_drg_code.in_(sorted(rule.ms_drgs)),
+        table.c.claim_type == "institutional",
+        *_final_versions(table, window),
+    )
+    with engine.connect() as connection:
+        return [dict(row._mapping) for row in connection.execute(query)]
+
+
+def _finished(aggregate: Aggregate, parts: tuple[Any, ...]) -> Decimal:
+    """The measure's value from its parts, scaled back from the stored integers."""
+    measure = aggregate.measure
+    label = f"aggregate {aggregate.events}.{measure}"
+    scale = _field_scale(aggregate)
+    if aggregate.per_person_cap is not None or aggregate.within is not None:
+        return Decimal(parts[0]) / MONEY_SCALE
+    if measure in ("count", "count_distinct", "member_months"):
+        return Decimal(parts[0])
+    if measure == "sum":
+        return Decimal(parts[0]) / scale
+    if measure == "value":
+        count, low, high = parts
+        if count != 1 or low != high:
+            raise RuleError([Problem(label, _lookup_problem(aggregate, count))])
+        return Decimal(low) / scale
+    if measure in ("average", "weighted_average"):
+        numerator, denominator = parts
+        if numerator is None or not denominator:
+            raise RuleError([Problem(label, _UNDEFINED)])
+        return DIVISION.divide(Decimal(numerator) / scale, Decimal(denominator))
+    if parts[0] is None:
+        raise RuleError([Problem(label, _UNDEFINED)])
+    return Decimal(parts[0]) / scale
+
+
+_UNDEFINED = "no events in the period: the value is undefined"
+
+
+def _lookup_problem(aggregate: Aggregate, count: int) -> str:
+    what = f"{aggregate.events} events" + (f" where {aggregate.where.source}" if aggregate.where
+                                           else "")  # fmt: skip
+    if count == 0:
+        return f"no {what} in the period: a value lookup needs exactly one"
+    return f"{count} {what} in the period: a value lookup needs exactly one"
+
+
+def _field_scale(aggregate: Aggregate) -> Decimal:
+    """What the measured field's stored integers are divided by (1 for counts)."""
+    field = EVENT_TYPES[aggregate.events].column(aggregate.field or "")
+    if field is None:
+        return Decimal(1)
+    scales = {MONEY: MONEY_SCALE, SCORE: SCORE_SCALE}
+    return scales.get(field.type, Decimal(1))
+
+
+def _group_value(aggregate: Aggregate, name: str, stored: Any) -> Value:
+    kind = EVENT_TYPES["episode" if aggregate.within else aggregate.events]
+    column = kind.column(name)
+    assert column is not None
+    value = from_database(column.type, stored)
+    return Decimal(value) if isinstance(value, int) else value
+
+
+def _rows(aggregate: Aggregate, groups: Sequence[tuple[tuple[Value, ...], Value]]) -> RowSet:
+    names = (*aggregate.group_by, aggregate.value_column or "value")
+    return RowSet(tuple(tuple(zip(names, (*g, v), strict=True)) for g, v in groups))
 
 
 def _in_period(kind: EventType, table: Any, window: Window) -> ColumnElement[bool]:
@@ -166,23 +344,39 @@ def _final_versions(table: Any, window: Window) -> list[ColumnElement[bool]]:
 
 def _attributed(window: Window) -> Select[Any]:
     attribution = EVENT_TABLES["attribution"]
-    return select(attribution.c.patient_id).where(
+    query = select(attribution.c.patient_id).where(
         attribution.c.batch_id.in_(visible_batches(window.as_of)),
         attribution.c.period_start <= window.end,
         attribution.c.period_end >= window.start,
     )
+    if window.contract_id is not None:
+        named = attribution.c.contract_id
+        query = query.where(or_(named.is_(None), named == window.contract_id))
+    return query
 
 
 def _months(kind: EventType, table: Any, window: Window) -> ColumnElement[Any]:
     """Months of each span inside the period: (last month - first month + 1), both clipped."""
     first, last = SPANS[kind.name]
-    start = case((table.c[first] > window.start, table.c[first]), else_=window.start)
-    end = case((table.c[last] < window.end, table.c[last]), else_=window.end)
+    return _month_count(_later(table.c[first], literal(window.start)),
+                        _earlier(table.c[last], literal(window.end)))  # fmt: skip
+
+
+def _month_count(start: Any, end: Any) -> ColumnElement[Any]:
+    """Calendar months from the month of `start` to the month of `end`, both counted."""
     return (
         (extract("year", end) * 12 + extract("month", end))
         - (extract("year", start) * 12 + extract("month", start))
         + 1
     )
+
+
+def _later(a: Any, b: Any) -> Any:
+    return case((a > b, a), else_=b)
+
+
+def _earlier(a: Any, b: Any) -> Any:
+    return case((a < b, a), else_=b)
 
 
 def _scaled(kind: object, value: Any) -> Any:
@@ -256,51 +450,141 @@ class Known:
 
 def reference(
     aggregate: Aggregate, window: Window, parameters: Mapping[str, Value], batches: Iterable[Known]
-) -> Decimal:
+) -> Value:
     """What `compute` must return, computed without a database."""
-    _refuse_unsupported(aggregate)
     batches = list(batches)
     visible = [b for b in batches if b.learned_at <= window.as_of
                and (b.retracted_at is None or b.retracted_at > window.as_of)]  # fmt: skip
-    rows = [r for b in visible if b.event_type == aggregate.events for r in b.rows]
     kind = EVENT_TYPES[aggregate.events]
-    rows = [r for r in rows if _happened_in(kind, r, window)]
+    rows = rows_of(visible, aggregate.events)
+    if aggregate.within is None:
+        rows = [r for r in rows if _happened_in(kind, r, window)]
     if kind.name == "claim_line":
         superseded = {r["adjusted_claim_id"] for r in rows_of(visible, "claim_line")
                       if r.get("claim_status") in ("replacement", "void")}  # fmt: skip
         rows = [r for r in rows if r["claim_id"] not in superseded
                 and r.get("claim_status") != "void"]  # fmt: skip
-    if aggregate.population == "attributed":
-        people = {r["patient_id"] for r in rows_of(visible, "attribution")
-                  if _happened_in(EVENT_TYPES["attribution"], r, window)}  # fmt: skip
+    people = {r["patient_id"] for r in rows_of(visible, "attribution")
+              if _happened_in(EVENT_TYPES["attribution"], r, window)
+              and (window.contract_id is None
+                   or r.get("contract_id") in (None, window.contract_id))}  # fmt: skip
+    if aggregate.population == "attributed" and aggregate.within is None:
         rows = [r for r in rows if r["patient_id"] in people]
     if aggregate.where is not None:
         rows = [r for r in rows if _holds(aggregate.where.expr, r, parameters)]
-    field = aggregate.field
+    if aggregate.within == "episode":
+        return _reference_episodes(aggregate, window, parameters, visible, rows, people)
     if aggregate.per_person_cap is not None:
         cap = Decimal(parameters[aggregate.per_person_cap])  # type: ignore[arg-type]
         totals: dict[Any, Decimal] = defaultdict(Decimal)
         for r in rows:
-            totals[r["patient_id"]] += r[field or ""] or 0
+            totals[r["patient_id"]] += r[aggregate.field or ""] or 0
         return sum((min(t, cap) for t in totals.values()), Decimal(0))
+    if not aggregate.group_by:
+        return _reference_measure(aggregate, kind, window, visible, rows)
+    grouped: dict[tuple[Any, ...], list[Mapping[str, Any]]] = defaultdict(list)
+    for r in rows:
+        key = tuple(r.get(name) for name in aggregate.group_by)
+        if None not in key and "" not in key:
+            grouped[key].append(r)
+    return _rows(aggregate, [(tuple(_as_value(v) for v in key),
+                              _reference_measure(aggregate, kind, window, visible, members))
+                             for key, members in sorted(grouped.items())])  # fmt: skip
+
+
+def _reference_measure(
+    aggregate: Aggregate,
+    kind: EventType,
+    window: Window,
+    visible: Sequence[Known],
+    rows: Sequence[Mapping[str, Any]],
+) -> Decimal:
     measure = aggregate.measure
+    field = aggregate.field or ""
+    label = f"aggregate {aggregate.events}.{measure}"
     if measure == "member_months":
-        return Decimal(sum(_span_months(kind, r, window) for r in rows))
+        return Decimal(sum(_span_months(r[a], r[b], window.start, window.end)
+                           for r in rows for a, b in [SPANS[kind.name]]))  # fmt: skip
     if measure == "count":
         return Decimal(len(rows))
-    values = [r[field or ""] for r in rows if r.get(field or "") is not None]
+    values = [r[field] for r in rows if r.get(field) is not None]
     if measure == "count_distinct":
         return Decimal(len(set(values)))
     if measure == "sum":
         return sum((Decimal(v) for v in values), Decimal(0))
+    if measure == "value":
+        if len(values) != 1:
+            raise RuleError([Problem(label, _lookup_problem(aggregate, len(values)))])
+        return Decimal(values[0])
+    if measure == "weighted_average":
+        weighed = ((r, _reference_weight(aggregate, kind, r, window, visible)) for r in rows)
+        pairs = [(Decimal(r[field]), w) for r, w in weighed
+                 if r.get(field) is not None and w is not None]  # fmt: skip
+        weights = sum((w for _, w in pairs), Decimal(0))
+        if not pairs or not weights:
+            raise RuleError([Problem(label, _UNDEFINED)])
+        return DIVISION.divide(sum((v * w for v, w in pairs), Decimal(0)), weights)
     if not values:
-        raise RuleError([Problem(f"aggregate {aggregate.events}.{measure}",
-                                 "no events in the period: the value is undefined")])  # fmt: skip
+        raise RuleError([Problem(label, _UNDEFINED)])
     if measure == "min":
         return Decimal(min(values))
     if measure == "max":
         return Decimal(max(values))
-    return sum((Decimal(v) for v in values), Decimal(0)) / len(values)
+    return DIVISION.divide(sum((Decimal(v) for v in values), Decimal(0)), Decimal(len(values)))
+
+
+def _reference_weight(
+    aggregate: Aggregate,
+    kind: EventType,
+    row: Mapping[str, Any],
+    window: Window,
+    visible: Sequence[Known],
+) -> Decimal | None:
+    if aggregate.weight_by != "member_months":
+        weight = row.get(aggregate.weight_by or "")
+        return None if weight is None else Decimal(weight)
+    first, last = SPANS[kind.name]
+    lo, hi = max(row[first], window.start), min(row[last], window.end)
+    return Decimal(sum(
+        _span_months(e["enrollment_start_date"], e["enrollment_end_date"], lo, hi)
+        for e in rows_of(visible, "eligibility")
+        if e["patient_id"] == row["patient_id"]
+        and e["enrollment_start_date"] <= hi and e["enrollment_end_date"] >= lo
+    ))  # fmt: skip
+
+
+def _reference_episodes(
+    aggregate: Aggregate,
+    window: Window,
+    parameters: Mapping[str, Value],
+    visible: Sequence[Known],
+    lines: Sequence[Mapping[str, Any]],
+    attributed: set[Any],
+) -> Value:
+    episodes = [e for e in rows_of(visible, "episode")
+                if _happened_in(EVENT_TYPES["episode"], e, window)
+                and (aggregate.population != "attributed" or e["patient_id"] in attributed)
+                and all(e.get(name) not in (None, "") for name in aggregate.group_by)]  # fmt: skip
+    cap = parameters.get(aggregate.per_episode_cap or "")
+    totals: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
+    for episode in episodes:
+        first, last = EPISODE_WINDOW
+        spent = sum((Decimal(line[aggregate.field or ""] or 0) for line in lines
+                     if line["patient_id"] == episode["patient_id"]
+                     and line.get("claim_start_date") is not None
+                     and episode[first] <= line["claim_start_date"] <= episode[last]),
+                    Decimal(0))  # fmt: skip
+        if isinstance(cap, Decimal):
+            spent = min(spent, cap)
+        totals[tuple(episode[name] for name in aggregate.group_by)] += spent
+    if not aggregate.group_by:
+        return totals.get((), Decimal(0))
+    return _rows(aggregate, [(tuple(_as_value(v) for v in key), total)
+                             for key, total in sorted(totals.items())])  # fmt: skip
+
+
+def _as_value(value: Any) -> Value:
+    return Decimal(value) if isinstance(value, int) else value
 
 
 def rows_of(batches: Iterable[Known], event_type: str) -> list[Mapping[str, Any]]:
@@ -315,11 +599,10 @@ def _happened_in(kind: EventType, row: Mapping[str, Any], window: Window) -> boo
     return happened is not None and window.start <= happened <= window.end
 
 
-def _span_months(kind: EventType, row: Mapping[str, Any], window: Window) -> int:
-    first, last = SPANS[kind.name]
-    start: dt.date = max(row[first], window.start)
-    end: dt.date = min(row[last], window.end)
-    return (end.year * 12 + end.month) - (start.year * 12 + start.month) + 1
+def _span_months(first: dt.date, last: dt.date, start: dt.date, end: dt.date) -> int:
+    """Calendar months of [first, last] inside [start, end], both ends' months counted."""
+    lo, hi = max(first, start), min(last, end)
+    return (hi.year * 12 + hi.month) - (lo.year * 12 + lo.month) + 1
 
 
 def _holds(expr: Expr, row: Mapping[str, Any], parameters: Mapping[str, Value]) -> bool:

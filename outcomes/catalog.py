@@ -16,6 +16,10 @@ EVENT_FIELDS: Mapping[str, Mapping[str, Scalar]] = MappingProxyType(
     {name: event_type.fields for name, event_type in EVENT_TYPES.items()}
 )
 
-MEASURES_WITH_FIELD = frozenset({"sum", "average", "min", "max", "weighted_average"})
+MEASURES_WITH_FIELD = frozenset({"sum", "average", "min", "max", "weighted_average", "value"})
 MEASURES_WITHOUT_FIELD = frozenset({"count", "member_months"})
 MEASURES = MEASURES_WITH_FIELD | MEASURES_WITHOUT_FIELD | {"count_distinct"}
+# weight_by may name a numeric field, or this: each person's eligible months in the event's span
+WEIGHT_BY_MEMBER_MONTHS = "member_months"
+# the event types that last a span and name a person: what member months can weigh
+PERSON_SPANS = ("attribution", "risk_score")

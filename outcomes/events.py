@@ -144,7 +144,7 @@ EPISODE = EventType(
         {"window_start": DATE, "window_end": DATE},
     ),
     key=("episode_id",),
-    occurred="window_start",
+    occurred="window_end",  # episodes count in the period they end
 )
 
 RISK_SCORE = EventType(

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -53,3 +54,85 @@ def test_a_broken_file_is_refused_with_every_problem_and_exit_2(tmp_path):
     assert "bad.csv:2: column paid_amount = '1e3'" in result.stderr
     assert "bad.csv:3: column claim_line_number = 'x'" in result.stderr
     assert "no batches" in run(tmp_path, "events", "batches").stdout
+
+
+CONTRACT_FROM_EVENTS = """\
+settle: settle.contract/v1
+id: hf-episodes
+title: Heart-failure episodes settled from the claims
+description: The payer pays each heart-failure episode's spend, capped, built from the Tuva claims.
+currency: USD
+parties:
+  payer: {name: Payer, account: "payer:p"}
+  provider: {name: Hospital, account: "provider:h"}
+periods:
+  - {id: Y2018, start: "2018-01-01", end: "2018-12-31"}
+rounding:
+  mode: half_even
+  payments: {places: 2, mode: half_even}
+parameters:
+  episode_cap:
+    type: money
+    description: High episode spending cap
+    values:
+      - {value: "20000.00", effective: "2018-01-01", reference: "test"}
+  rate:
+    type: rate
+    description: Share paid
+    values:
+      - {value: "0.5", effective: "2018-01-01", reference: "test"}
+inputs:
+  episodes:
+    type: rows
+    description: Episodes ending in the year and their capped spend
+    columns: {episode_id: text, actual_spend: money}
+    aggregate: {events: claim_line, within: episode, measure: sum, field: paid_amount,
+                group_by: [episode_id], value_column: actual_spend, per_episode_cap: episode_cap}
+  members:
+    type: count
+    description: Member months
+    aggregate: {events: eligibility, measure: member_months}
+definitions:
+  - {name: spend, type: money, description: Capped spend, expr: "sum(episodes, actual_spend)"}
+payments:
+  - {name: share, memo: test, from: payer, to: provider, amount: spend * rate}
+"""
+
+
+def test_episodes_are_built_from_claims_and_a_contract_is_settled_from_the_events(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "events", "load", CLAIMS, "--type", "claim_line").returncode == 0
+    eligibility = ROOT / "fixtures" / "tuva" / "eligibility.csv"
+    assert run(tmp_path, "events", "load", eligibility, "--type", "eligibility").returncode == 0
+    built = run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "291",
+                "--drg", "292", "--drg", "293", "--days", "90", "--out", "hf.csv")  # fmt: skip
+    assert built.returncode == 0, built.stderr
+    assert "HF: inpatient stay with MS-DRG 291/292/293 + 90 days" in built.stdout
+    assert "1 episodes" in built.stdout and "loaded: " in built.stdout
+    assert (tmp_path / "hf.csv").read_text().splitlines()[1] == (
+        "HF-274373,11221,2018-07-29,2018-10-29,1093718728,274373,293"
+    )
+    again = run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "291",
+                "--drg", "292", "--drg", "293")  # fmt: skip
+    assert "already loaded (nothing changed)" in again.stdout
+    (tmp_path / "contract.yaml").write_text(CONTRACT_FROM_EVENTS)
+    settled = run(tmp_path, "evaluate", "contract.yaml", "--events", "--json")
+    assert settled.returncode == 0, settled.stderr
+    assert "inputs episodes, members computed from the events known as of" in settled.stderr
+    result = json.loads(settled.stdout)
+    assert result["quantities"]["spend"] == "20000.00"  # the one episode, capped
+    assert [p["amount"] for p in result["payments"]] == ["10000.00"]
+    (tmp_path / "inputs.json").write_text('{"members": "3"}')
+    both = run(tmp_path, "evaluate", "contract.yaml", "--events", "--inputs", "inputs.json")
+    assert both.returncode == 2
+    assert "inputs.members: given in the inputs and computed from events" in both.stderr
+    neither = run(tmp_path, "evaluate", "contract.yaml")
+    assert neither.returncode == 2 and "give --inputs FILE, or --events" in neither.stderr
+
+
+def test_an_episode_rule_that_cannot_be_applied_is_refused_cleanly(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    refused = run(tmp_path, "events", "build-episodes", "--name", "LEJR", "--drg", "47")
+    assert refused.returncode == 2
+    assert "MS-DRG codes are three digits, not '47'" in refused.stderr
+    assert "Traceback" not in refused.stderr

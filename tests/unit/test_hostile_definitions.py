@@ -429,6 +429,52 @@ CASES = [
         "unknown name 'claim_typ' (did you mean 'claim_type'?)", "inputs.{name}.aggregate.where",
         (1, 1),
     ),
+    case(
+        "aggregate-within-episodes-of-eligibility",
+        aggregate(events="eligibility", measure="member_months", within="episode"),
+        "within: episode sums a money field of claim lines", "inputs.{name}.aggregate.within",
+        None,
+    ),
+    case(
+        "aggregate-episode-cap-without-episodes",
+        aggregate(events="claim_line", measure="sum", field="paid_amount",
+                  per_episode_cap="sharing_rate"),
+        "'sharing_rate' must be a money parameter", "inputs.{name}.aggregate.per_episode_cap",
+        None,
+    ),
+    case(
+        "aggregate-person-cap-on-a-count",
+        aggregate(events="claim_line", measure="count", per_person_cap="sharing_rate"),
+        "a per-person cap truncates an ungrouped sum of money",
+        "inputs.{name}.aggregate.per_person_cap", None,
+    ),
+    case(
+        "aggregate-weighted-by-months-of-claims",
+        aggregate(events="claim_line", measure="weighted_average", field="paid_amount",
+                  weight_by="member_months"),
+        "member_months weights events that last a span and name a person",
+        "inputs.{name}.aggregate.weight_by", None,
+    ),
+    case(
+        "aggregate-weighted-by-text",
+        aggregate(events="claim_line", measure="weighted_average", field="paid_amount",
+                  weight_by="claim_type"),
+        "'weighted_average' needs 'weight_by', a numeric field or member_months",
+        "inputs.{name}.aggregate.weight_by", None,
+    ),
+    case(
+        "aggregate-attributed-quality",
+        aggregate(events="quality_result", measure="value", field="score",
+                  population="attributed"),
+        "'quality_result' events name no person to attribute",
+        "inputs.{name}.aggregate.population", None,
+    ),
+    case(
+        "aggregate-grouped-by-a-claim-field-within-episodes",
+        aggregate(events="claim_line", measure="sum", field="paid_amount", within="episode",
+                  group_by=["claim_type"], value_column="spend"),
+        "'episode' has no field 'claim_type'", "inputs.{name}.aggregate.group_by", None,
+    ),
 ]
 # fmt: on
 
