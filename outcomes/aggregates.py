@@ -44,7 +44,6 @@ from sqlalchemy import (
     and_,
     case,
     exists,
-    extract,
     false,
     func,
     literal,
@@ -52,6 +51,7 @@ from sqlalchemy import (
     or_,
     select,
     true,
+    union_all,
 )
 from sqlalchemy.sql import Select
 
@@ -71,6 +71,7 @@ SPANS = {  # event types that last from a start to an end: they count if they ov
     "risk_score": ("period_start", "period_end"),
 }
 EPISODE_WINDOW = ("window_start", "window_end")  # claim lines of an episode: its person, inside
+MAX_MONTHS = 1200  # a period of a century at most: member months join a calendar of its months
 DIVISION = decimal.Context(prec=34, rounding=decimal.ROUND_HALF_EVEN)  # the evaluator's precision
 
 
@@ -134,6 +135,8 @@ def compile_aggregate(
         )
         capped = case((per_person.c.total > cap, cap), else_=per_person.c.total)
         return select(func.coalesce(func.sum(capped), 0))
+    if aggregate.measure == "member_months":
+        return _member_months(table, where, groups, window)
     parts = _parts(aggregate, kind, table, window)
     if not groups:
         return select(*parts).select_from(table).where(where)
@@ -167,8 +170,6 @@ def _event_conditions(
 def _parts(aggregate: Aggregate, kind: EventType, table: Any, window: Window) -> list[Any]:
     """The sums and counts the measure is finished from, as SQL expressions."""
     measure = aggregate.measure
-    if measure == "member_months":
-        return [func.coalesce(func.sum(_months(kind, table, window)), 0)]
     if measure == "count":
         return [func.count()]
     column = table.c[aggregate.field or ""]
@@ -188,27 +189,71 @@ def _parts(aggregate: Aggregate, kind: EventType, table: Any, window: Window) ->
 
 
 def _weight(aggregate: Aggregate, kind: EventType, table: Any, window: Window) -> Any:
-    """Each event's weight: a field of its own, or its person's eligible months inside both the
-    event's span and the period."""
+    """Each event's weight: a field of its own, or the distinct months its person was eligible
+    inside both the event's span and the period."""
     if aggregate.weight_by != "member_months":
         return table.c[aggregate.weight_by or ""]
     first, last = SPANS[kind.name]
     spans = EVENT_TABLES["eligibility"].alias("eligible")
+    calendar = _calendar(window).subquery("calendar")
     lo = _later(table.c[first], literal(window.start))
     hi = _earlier(table.c[last], literal(window.end))
-    months = _month_count(_later(spans.c.enrollment_start_date, lo),
-                          _earlier(spans.c.enrollment_end_date, hi))  # fmt: skip
-    eligible = (
-        select(func.coalesce(func.sum(months), 0))
+    return (
+        select(func.count(calendar.c.month_start.distinct()))
+        .select_from(spans)
+        .join(calendar, _eligible_in(spans, calendar, lo, hi))
         .where(
             spans.c.patient_id == table.c.patient_id,
             spans.c.batch_id.in_(visible_batches(window.as_of)),
-            spans.c.enrollment_start_date <= hi,
-            spans.c.enrollment_end_date >= lo,
         )
         .scalar_subquery()
     )
-    return eligible
+
+
+def _member_months(
+    table: Any, where: ColumnElement[bool], groups: Sequence[Any], window: Window
+) -> Select[Any]:
+    """Tuva's member months: one per person, month, payer and plan with an eligibility span in
+    that month (inside the period); overlapping spans count a month once."""
+    calendar = _calendar(window).subquery("calendar")
+    lo, hi = literal(window.start), literal(window.end)
+    months = (
+        select(*groups, table.c.patient_id, table.c.payer, table.c.plan, calendar.c.month_start)
+        .distinct()
+        .select_from(table)
+        .join(calendar, _eligible_in(table, calendar, lo, hi))
+        .where(where)
+        .subquery("months")
+    )
+    outer_groups = [months.c[g.name] for g in groups]
+    return select(*outer_groups, func.count()).select_from(months).group_by(*outer_groups)
+
+
+def _eligible_in(spans: Any, calendar: Any, lo: Any, hi: Any) -> ColumnElement[bool]:
+    """A calendar month in which an eligibility span is in force within [lo, hi]."""
+    start = _later(spans.c.enrollment_start_date, lo)
+    end = _earlier(spans.c.enrollment_end_date, hi)
+    return and_(start <= end, calendar.c.month_start <= end, calendar.c.month_end >= start)
+
+
+def _calendar(window: Window) -> Any:
+    """The months the period touches, (first day, last day) each, as a small union of rows."""
+    rows = [select(literal(first).label("month_start"), literal(last).label("month_end"))
+            for first, last in months_between(window.start, window.end)]  # fmt: skip
+    return rows[0] if len(rows) == 1 else union_all(*rows)
+
+
+def months_between(start: dt.date, end: dt.date) -> list[tuple[dt.date, dt.date]]:
+    """The calendar months from `start`'s to `end`'s, each as its first and last day."""
+    if (end.year - start.year) * 12 + end.month - start.month > MAX_MONTHS:
+        raise RuleError([Problem("period", f"a period of more than {MAX_MONTHS} months")])
+    months = []
+    first = start.replace(day=1)
+    while first <= end:
+        following = (first.replace(day=28) + dt.timedelta(days=4)).replace(day=1)
+        months.append((first, following - dt.timedelta(days=1)))
+        first = following
+    return months
 
 
 def _within_episodes(
@@ -355,22 +400,6 @@ def _attributed(window: Window) -> Select[Any]:
     return query
 
 
-def _months(kind: EventType, table: Any, window: Window) -> ColumnElement[Any]:
-    """Months of each span inside the period: (last month - first month + 1), both clipped."""
-    first, last = SPANS[kind.name]
-    return _month_count(_later(table.c[first], literal(window.start)),
-                        _earlier(table.c[last], literal(window.end)))  # fmt: skip
-
-
-def _month_count(start: Any, end: Any) -> ColumnElement[Any]:
-    """Calendar months from the month of `start` to the month of `end`, both counted."""
-    return (
-        (extract("year", end) * 12 + extract("month", end))
-        - (extract("year", start) * 12 + extract("month", start))
-        + 1
-    )
-
-
 def _later(a: Any, b: Any) -> Any:
     return case((a > b, a), else_=b)
 
@@ -503,8 +532,8 @@ def _reference_measure(
     field = aggregate.field or ""
     label = f"aggregate {aggregate.events}.{measure}"
     if measure == "member_months":
-        return Decimal(sum(_span_months(r[a], r[b], window.start, window.end)
-                           for r in rows for a, b in [SPANS[kind.name]]))  # fmt: skip
+        return Decimal(len({(r["patient_id"], r["payer"], r.get("plan"), month) for r in rows
+                            for month in _span_months(r, window.start, window.end)}))  # fmt: skip
     if measure == "count":
         return Decimal(len(rows))
     values = [r[field] for r in rows if r.get(field) is not None]
@@ -545,12 +574,9 @@ def _reference_weight(
         return None if weight is None else Decimal(weight)
     first, last = SPANS[kind.name]
     lo, hi = max(row[first], window.start), min(row[last], window.end)
-    return Decimal(sum(
-        _span_months(e["enrollment_start_date"], e["enrollment_end_date"], lo, hi)
-        for e in rows_of(visible, "eligibility")
-        if e["patient_id"] == row["patient_id"]
-        and e["enrollment_start_date"] <= hi and e["enrollment_end_date"] >= lo
-    ))  # fmt: skip
+    return Decimal(len({month for e in rows_of(visible, "eligibility")
+                        if e["patient_id"] == row["patient_id"]
+                        for month in _span_months(e, lo, hi)}))  # fmt: skip
 
 
 def _reference_episodes(
@@ -599,10 +625,10 @@ def _happened_in(kind: EventType, row: Mapping[str, Any], window: Window) -> boo
     return happened is not None and window.start <= happened <= window.end
 
 
-def _span_months(first: dt.date, last: dt.date, start: dt.date, end: dt.date) -> int:
-    """Calendar months of [first, last] inside [start, end], both ends' months counted."""
-    lo, hi = max(first, start), min(last, end)
-    return (hi.year * 12 + hi.month) - (lo.year * 12 + lo.month) + 1
+def _span_months(span: Mapping[str, Any], start: dt.date, end: dt.date) -> list[dt.date]:
+    """The first days of the months in which an eligibility span is in force within [start, end]."""
+    lo, hi = max(span["enrollment_start_date"], start), min(span["enrollment_end_date"], end)
+    return [first for first, _ in months_between(lo, hi)] if lo <= hi else []
 
 
 def _holds(expr: Expr, row: Mapping[str, Any], parameters: Mapping[str, Value]) -> bool:

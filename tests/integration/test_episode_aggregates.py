@@ -229,3 +229,68 @@ def _contract(folder: Path) -> Path:
     path = folder / "contract.yaml"
     path.write_text(CONTRACT)
     return path
+
+
+MEMBER_MONTHS = """\
+settle: settle.contract/v1
+id: member-months
+title: Member months
+description: Member months as Tuva counts them.
+currency: USD
+parties:
+  payer: {name: Payer, account: "payer:p"}
+  provider: {name: ACO, account: "provider:a"}
+periods:
+  - {id: Y2018, start: "2018-01-01", end: "2018-12-31"}
+rounding:
+  mode: half_even
+  payments: {places: 2, mode: half_even}
+parameters: {}
+inputs:
+  member_months:
+    type: count
+    description: Member months
+    aggregate: {events: eligibility, measure: member_months}
+  months_by_payer:
+    type: rows
+    description: Member months per payer
+    columns: {payer: text, months: count}
+    aggregate: {events: eligibility, measure: member_months, group_by: [payer],
+                value_column: months}
+definitions:
+  - {name: months, type: count, description: Months, expr: member_months}
+payments: []
+"""
+
+
+def _member_months(engine, folder: Path) -> dict:
+    path = folder / "mm.yaml"
+    path.write_text(MEMBER_MONTHS)
+    inputs = {i.name: i.aggregate for i in load_contract_file(path).contract.inputs}
+    window = Window(dt.date(2018, 1, 1), dt.date(2018, 12, 31), dt.datetime.now(dt.UTC))
+    return {name: compute(engine, spec, window, {}) for name, spec in inputs.items()}
+
+
+def test_the_tuva_eligibility_gives_820_member_months_in_2018(upgraded_engine, tmp_path):
+    # 820 = distinct (person, payer, plan, month) of the 219 spans inside 2018, counted by hand
+    # from fixtures/tuva/eligibility.csv; 100 people.
+    tuva = Path(__file__).resolve().parents[2] / "fixtures" / "tuva" / "eligibility.csv"
+    EventStore(upgraded_engine).load(tuva, "eligibility")
+    counted = _member_months(upgraded_engine, tmp_path)
+    assert counted["member_months"] == 820
+    assert rows(counted["months_by_payer"]) == [{"payer": "medicare", "months": 820}]
+
+
+def test_a_month_counts_once_per_person_payer_and_plan(upgraded_engine, tmp_path):
+    load(EventStore(upgraded_engine), tmp_path, "eligibility.csv", "eligibility", """\
+        patient_id,payer,plan,enrollment_start_date,enrollment_end_date
+        p1,medicare,ffs,2018-01-01,2018-01-15
+        p1,medicare,ffs,2018-01-16,2018-03-31
+        p1,medicaid,state,2018-03-01,2018-04-10
+        p2,medicare,ffs,2017-11-01,2018-01-31
+        """)  # fmt: skip
+    counted = _member_months(upgraded_engine, tmp_path)
+    # p1 medicare Jan-Mar (January once, not twice) 3; p1 medicaid Mar-Apr 2; p2 January 1.
+    assert counted["member_months"] == 6
+    assert rows(counted["months_by_payer"]) == [{"payer": "medicaid", "months": 2},
+                                                {"payer": "medicare", "months": 4}]  # fmt: skip
