@@ -2,11 +2,14 @@
 
 Validate the templates, explain an MSSP settlement, record its payment in a SQLite ledger, sign a
 checkpoint (service) and co-sign it (payer, provider), verify the ledger, export an audit bundle
-and verify it offline with a replay. Thin: it calls the same functions as the commands.
+and verify it offline with a replay; then load the Tuva synthetic claims, eligibility and an
+attribution, build episodes from the claims, and compute the capitation template's inputs from
+them in the database. Thin: it calls the same functions as the commands.
 """
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 from pathlib import Path
 
@@ -22,12 +25,17 @@ from ledger.keys import SigningKey
 from ledger.signing import checkpoint_now, cosign, stored_checkpoint
 from ledger.store import LedgerStore
 from ledger.verify import verify_chain
+from outcomes.aggregates import Window, anchor_lines, compute
+from outcomes.episodes import EpisodeRule, build_episodes
+from outcomes.store import EventStore
 from settlement.audit import build_bundle, verify_bundle
 from settlement.postings import settlement_record
 
 ROOT = Path(__file__).resolve().parents[1]
 TEMPLATES = ROOT / "contracts" / "templates"
 DEMO_CASE = ROOT / "fixtures" / "mssp" / "aco-a1037-py2018.json"
+TUVA = ROOT / "fixtures" / "tuva"
+HEART_FAILURE = EpisodeRule("HF", frozenset({"291", "292", "293"}), 90)
 PARTIES = ("service", "payer.cms", "provider.aco")
 ORIGIN = "settle.local/demo"
 
@@ -89,9 +97,42 @@ def run_demo(folder: Path) -> None:
         f"the tree of size {result.tree_size}, signed by {', '.join(result.signers)}, and the "
         "settlement replayed to the same trace bytes"
     )
+    _events(folder)
     click.echo(
         f"\nTry: settle audit verify {bundle_path} --trusted {folder / 'keys' / 'trusted.txt'}"
     )
+
+
+def _events(folder: Path) -> None:
+    """Step 7: outcome events in, episodes built, a contract's inputs computed in the database."""
+    engine = engine_from_url(f"sqlite:///{folder / 'settle.db'}")
+    try:
+        store = EventStore(engine)
+        click.echo("\n7. Outcome events (the Tuva synthetic Medicare data, 2018):")
+        for name, kind in (("medical_claim.csv", "claim_line"), ("eligibility.csv", "eligibility"),
+                           ("attribution.csv", "attribution")):  # fmt: skip
+            batch = store.load(TUVA / name, kind).batch
+            click.echo(f"   {kind:<12} {batch.rows:>6,} rows, batch {batch.batch_id[:16]}…")
+        now = dt.datetime.now(dt.UTC)
+        built = build_episodes(HEART_FAILURE, anchor_lines(engine, HEART_FAILURE, now))
+        episodes = folder / "episodes-HF.csv"
+        episodes.write_bytes(built.csv_bytes())
+        store.load(episodes, "episode", source_as_of=now)
+        click.echo(f"   {HEART_FAILURE.describe()}: {len(built.episodes)} episode(s) built from "
+                   f"the claims ({episodes})")  # fmt: skip
+        capitation = load_contract_file(TEMPLATES / "capitation.yaml").contract
+        window = Window(dt.date(2018, 1, 1), dt.date(2018, 12, 31), dt.datetime.now(dt.UTC),
+                        capitation.id)  # fmt: skip
+        click.echo(f"   {capitation.id} inputs for 2018, computed in the database:")
+        for item in capitation.inputs:  # the Tuva data has no risk scores or quality results
+            if item.aggregate is not None and item.aggregate.events in (
+                "claim_line",
+                "eligibility",
+            ):
+                value = compute(engine, item.aggregate, window, {})
+                click.echo(f"     {item.name} = {value}")
+    finally:
+        engine.dispose()
 
 
 def _key(folder: Path, party: str) -> SigningKey:

@@ -137,6 +137,10 @@ def test_the_demo_validates_the_templates_and_explains_an_mssp_settlement(tmp_pa
     assert "mssp.yaml: valid" in result.stdout
     assert "net_to_provider = shared_savings - shared_losses" in result.stdout
     assert "trace sha256 " in result.stdout
+    # Step 7, counted by hand from the fixture files: the 75 attributed people's 2018 claims and
+    # their distinct (person, payer, month) eligibility.
+    assert "fee_for_service_expenditure = 3555150.66" in result.stdout
+    assert "member_months = 619" in result.stdout
 
 
 def test_storing_a_contract_before_the_schema_exists_says_to_run_db_upgrade(tmp_path):
