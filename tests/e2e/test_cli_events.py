@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import datetime as dt
 import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -136,3 +138,33 @@ def test_an_episode_rule_that_cannot_be_applied_is_refused_cleanly(tmp_path):
     assert refused.returncode == 2
     assert "MS-DRG codes are three digits, not '47'" in refused.stderr
     assert "Traceback" not in refused.stderr
+
+
+def test_a_settlement_rerun_with_the_same_cutoff_sees_the_same_events(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "events", "load", CLAIMS, "--type", "claim_line").returncode == 0
+    assert run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293").returncode == 0
+    (tmp_path / "contract.yaml").write_text(CONTRACT_FROM_EVENTS)
+    time.sleep(1.1)
+    cutoff = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1.1)
+
+    def settled(*cutoff_option: str) -> dict:
+        result = run(tmp_path, "evaluate", "contract.yaml", "--events", *cutoff_option, "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)
+
+    before = settled("--as-of", cutoff)
+    (tmp_path / "late.csv").write_text(  # eligibility learned after the cutoff
+        "patient_id,payer,enrollment_start_date,enrollment_end_date\n"
+        "11221,medicare,2018-01-01,2018-12-31\n"
+    )
+    assert run(tmp_path, "events", "load", "late.csv", "--type", "eligibility").returncode == 0
+    again = settled("--as-of", cutoff)
+    assert again == before  # the same bytes, trace hash included
+    assert members(before) == "0"
+    assert members(settled()) == "12"  # as of now, the late span counts
+
+
+def members(result: dict) -> str:
+    return next(i["value"] for i in result["trace"]["inputs"] if i["name"] == "members")
