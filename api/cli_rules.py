@@ -254,7 +254,9 @@ def _one_case(
     computed = aggregate_inputs(settings.database_url, version, window, case.inputs)
     click.echo(f"inputs {', '.join(computed) or '(none)'} computed from the events known as of "
                f"{window.as_of.isoformat()}", err=True)  # fmt: skip
-    return replace(case, inputs={**case.inputs, **computed})
+    source = f"events as of {window.as_of.isoformat()}"
+    return replace(case, inputs={**case.inputs, **computed},
+                   sources={name: source for name in computed})  # fmt: skip
 
 
 def _refuse_events_with_cases(from_events: bool) -> None:

@@ -29,6 +29,7 @@ class EvaluationCase:
     inputs: Mapping[str, Any] = field(default_factory=dict)
     period: str | None = None
     problem: Problem | None = None  # set when the line could not be read
+    sources: Mapping[str, str] = field(default_factory=dict)  # inputs not given by hand
 
 
 def is_case_file(path: str | Path) -> bool:
@@ -94,7 +95,11 @@ def evaluate_case(
         raise RuleError([case.problem])
     try:
         return evaluate_contract(
-            version, {**case.params, **overrides}, case.inputs, period=period or case.period
+            version,
+            {**case.params, **overrides},
+            case.inputs,
+            period=period or case.period,
+            sources=case.sources,
         )
     except RuleError as error:
         raise type(error)(p.located(case.where) for p in error.problems) from None

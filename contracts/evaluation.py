@@ -108,11 +108,13 @@ def evaluate_contract(
     inputs: Mapping[str, Any],
     *,
     period: str | None = None,
+    sources: Mapping[str, str] | None = None,
 ) -> Evaluation:
     """Every quantity and payment of `version` for `period` (default: its first period).
 
     `parameters` overrides the contract's parameter values by name; `inputs` gives the inputs
-    (decimal strings or integers for numbers, lists of objects for rows). Raises RuleError with
+    (decimal strings or integers for numbers, lists of objects for rows); `sources` says where an
+    input came from when not by hand (the trace shows "given" otherwise). Raises RuleError with
     every problem in the arguments, or EvaluationError where an expression cannot be evaluated.
     """
     contract = version.contract
@@ -136,7 +138,7 @@ def evaluate_contract(
         problems.extend(error.problems)
     values.update((p.parameter.name, p.value) for p in resolved)
     try:
-        given, not_given = _resolve_inputs(version, inputs, values)
+        given, not_given = _resolve_inputs(version, inputs, values, sources or {})
     except RuleError as error:
         problems.extend(error.problems)
     if problems:
@@ -247,7 +249,10 @@ def _resolve_parameter(
 
 
 def _resolve_inputs(
-    version: ContractVersion, given: Mapping[str, Any], values: dict[str, Value]
+    version: ContractVersion,
+    given: Mapping[str, Any],
+    values: dict[str, Value],
+    sources: Mapping[str, str],
 ) -> tuple[tuple[tuple[str, Value | None, str], ...], list[str]]:
     contract = version.contract
     declared = {i.name: i for i in contract.inputs}
@@ -265,7 +270,7 @@ def _resolve_inputs(
             if why is not None:
                 problems.append(Problem(f"inputs.{item.name}", why))
                 continue
-            resolved.append((item.name, value, "given"))
+            resolved.append((item.name, value, sources.get(item.name, "given")))
             values[item.name] = value
         elif item.default is not None:
             resolved.append((item.name, item.default, "default"))

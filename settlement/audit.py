@@ -232,9 +232,12 @@ def _verify_replay(
     overrides = {name: item["value"] for name, item in inputs_document["parameters"].items()
                  if item["source"] == "override"}  # fmt: skip
     given = {name: item["value"] for name, item in inputs_document["inputs"].items()
-             if item["source"] == "given"}  # fmt: skip
+             if item["source"] not in NOT_GIVEN}  # fmt: skip
+    sources = {name: item["source"] for name, item in inputs_document["inputs"].items()
+               if item["source"] not in (*NOT_GIVEN, "given")}  # fmt: skip
     try:
-        again = evaluate_contract(version, overrides, given, period=trace["period"]["id"])
+        again = evaluate_contract(version, overrides, given, period=trace["period"]["id"],
+                                  sources=sources)  # fmt: skip
     except RuleError as error:
         raise VerificationError(f"entry {sequence:,}: the replay failed: {error}") from None
     replayed = again.trace()
@@ -243,6 +246,9 @@ def _verify_replay(
         raise VerificationError(
             f"entry {sequence:,}: expected the replay to give trace {trace_hash}, got {difference}"
         )
+
+
+NOT_GIVEN = ("default", "not given")  # input sources whose value the contract itself supplies
 
 
 def _first_difference(recorded: Mapping[str, Any], replayed: Mapping[str, Any]) -> str:

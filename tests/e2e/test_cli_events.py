@@ -168,3 +168,28 @@ def test_a_settlement_rerun_with_the_same_cutoff_sees_the_same_events(tmp_path):
 
 def members(result: dict) -> str:
     return next(i["value"] for i in result["trace"]["inputs"] if i["name"] == "members")
+
+
+def test_a_settlement_from_events_is_recorded_and_replayed_offline_by_an_auditor(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "events", "load", CLAIMS, "--type", "claim_line").returncode == 0
+    assert run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293").returncode == 0
+    (tmp_path / "contract.yaml").write_text(CONTRACT_FROM_EVENTS)
+    recorded = run(tmp_path, "evaluate", "contract.yaml", "--events", "--record", "--json")
+    assert recorded.returncode == 0, recorded.stderr
+    assert "recorded as ledger main entry 0" in recorded.stderr
+    sources = {i["name"]: i["source"] for i in json.loads(recorded.stdout)["trace"]["inputs"]}
+    assert sources["episodes"].startswith("events as of 20")  # the trace says where it came from
+    for party in ("service", "payer"):
+        assert run(tmp_path, "keys", "new", "--party", party, "--out", "keys").returncode == 0
+    assert run(tmp_path, "ledger", "checkpoint", "--key", "keys/service.key").returncode == 0
+    assert run(tmp_path, "ledger", "cosign", "--key", "keys/payer.key").returncode == 0
+    trusted = (tmp_path / "keys" / "service.pub").read_text()
+    (tmp_path / "trusted.txt").write_text(trusted + (tmp_path / "keys" / "payer.pub").read_text())
+    exported = run(tmp_path, "audit", "export", "--contract", "hf-episodes", "--period", "Y2018",
+                   "--out", "bundle.json")  # fmt: skip
+    assert exported.returncode == 0, exported.stderr
+    verified = run(tmp_path, "audit", "verify", "bundle.json", "--trusted", "trusted.txt",
+                   "--threshold", "2")  # fmt: skip
+    assert verified.returncode == 0, verified.stderr
+    assert "1 settlements replayed to the same trace" in verified.stdout
