@@ -17,20 +17,26 @@ from outcomes.store import EventStore
 from rules.errors import RuleError
 from rules.values import RowSet
 
-CONTRACT = """\
+def header(contract_id: str, year: int) -> str:
+    """A contract's parties, one year's period and its rounding, for the tests' contracts."""
+    return f"""\
 settle: settle.contract/v1
-id: events-contract
-title: Aggregates of every shape
-description: The inputs a bundle and a capitation contract compute from events.
+id: {contract_id}
+title: Aggregates computed from events
+description: The inputs a contract computes from outcome events.
 currency: USD
 parties:
-  payer: {name: Payer, account: "payer:p"}
-  provider: {name: Hospital, account: "provider:h"}
+  payer: {{name: Payer, account: "payer:p"}}
+  provider: {{name: Hospital, account: "provider:h"}}
 periods:
-  - {id: Y2020, start: "2020-01-01", end: "2020-12-31"}
+  - {{id: Y{year}, start: "{year}-01-01", end: "{year}-12-31"}}
 rounding:
   mode: half_even
-  payments: {places: 2, mode: half_even}
+  payments: {{places: 2, mode: half_even}}
+"""
+
+
+CONTRACT = header("events-contract", 2020) + """\
 parameters:
   episode_cap:
     type: money
@@ -231,20 +237,7 @@ def _contract(folder: Path) -> Path:
     return path
 
 
-MEMBER_MONTHS = """\
-settle: settle.contract/v1
-id: member-months
-title: Member months
-description: Member months as Tuva counts them.
-currency: USD
-parties:
-  payer: {name: Payer, account: "payer:p"}
-  provider: {name: ACO, account: "provider:a"}
-periods:
-  - {id: Y2018, start: "2018-01-01", end: "2018-12-31"}
-rounding:
-  mode: half_even
-  payments: {places: 2, mode: half_even}
+MEMBER_MONTHS = header("member-months", 2018) + """\
 parameters: {}
 inputs:
   member_months:
