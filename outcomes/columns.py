@@ -26,9 +26,9 @@ Cells = Sequence[str | None]
 Column = list[Any]  # one column of a chunk, as stored: None where the cell is empty
 ColumnTyper = Callable[[list[Any]], Column | None]  # None: a cell it does not vouch for
 
-# An amount with at most 15 significant digits, times 10**places, is below 2**51: float() of the
-# text is within one part in 2**53 of it, so round(float(text) * 10**places) is the exact integer
-# (the error stays under 0.25). Longer amounts are left to the Decimal path.
+# An amount of at most 15 digits, times 10**places, is an integer N below 10**15 < 2**50. float()
+# of the text is within one part in 2**53 of it, and the product within another, so the product
+# is within 0.25 of N and round() gives N exactly. Longer amounts are left to the Decimal path.
 _SIGNIFICANT = 15
 _COUNT_CELL = "[0-9]{1,9}"
 _DATE_CELL = "[0-9]{4}-[0-9]{2}-[0-9]{2}"

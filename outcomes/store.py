@@ -329,7 +329,7 @@ def visible_batches(as_of: dt.datetime) -> Select[Any]:
 
 
 class _KeyRepeated(Exception):
-    """The unique (batch, key) index refused a row while loading without probing."""
+    """The unique (batch, key) index refused a row of a load not probing: load again, probing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -351,11 +351,12 @@ class _Loading:
     """One batch being loaded: rows typed and checked chunk by chunk, written while no problem
     has been found, and every problem (up to a cap) gathered for one report.
 
-    A chunk is typed a column at a time where `outcomes.columns` vouches for it, else row by row.
-    Keys repeated within a chunk are found here; a key that repeats one of an earlier chunk is
-    refused by the unique (batch, key) index, and the load is run again `probing`: each chunk's
-    keys looked up among the rows written, to name the rows. Once a problem is found nothing more
-    is written and every later chunk is probed, so the report is the same either way.
+    Rows are typed a column at a time where `outcomes.columns` vouches for them, else row by row.
+    While every row so far is written, a repeated key is left to the unique (batch, key) index;
+    if it refuses one, the load is run again `probing`: each chunk's keys compared among
+    themselves and looked up among the rows written, to name the rows. Once a problem is found
+    nothing more is written and every later chunk is probed so, either way, the report is the
+    same.
 
     On PostgreSQL the rows go through one COPY, left open while Python types the next chunks:
     the server takes them in (indexes and all, most of its work) on the other core. It is closed
@@ -492,24 +493,29 @@ class _Loading:
         try:
             cursor.executemany(self._insert_statement, rows)
         except sqlite3.IntegrityError as error:
-            raise self._refused(error) from error
+            if self._repeats_a_key(error):
+                raise _KeyRepeated from error
+            raise
         finally:
             cursor.close()
 
     def _close_copy(self) -> None:
-        """Ends the open COPY, if any: the server has then taken every row written so far."""
+        """Ends the open COPY, if any: the server has then taken every row written so far (and
+        says here if its unique index refused one)."""
         if self._copy is None:
             return
         self._copy = None
         try:
             self._copying.close()
         except Exception as error:
-            raise self._refused(error) from error
+            if self._repeats_a_key(error):
+                raise _KeyRepeated from error
+            raise
 
-    def _refused(self, error: Exception) -> Exception:
-        """A key repeated across chunks, when not probing: a reason to load again, probing."""
+    def _repeats_a_key(self, error: Exception) -> bool:
+        """A unique index refused a row while not probing: a reason to load again, probing."""
         unique = getattr(error, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(error)
-        return _KeyRepeated() if unique and not self.probing else error
+        return unique and not self.probing
 
     def _duplicate_keys(self, chunk: _Chunk) -> list[Problem]:
         """Keys repeated within the chunk, or of rows of this batch already written. Left to the
