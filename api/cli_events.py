@@ -18,6 +18,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 
 from api.config import Settings
 from api.database import engine_from_url
+from contracts.evaluation import parameter_values
 from contracts.model import ContractVersion, Input
 from contracts.validate import load_contract_file
 from outcomes.aggregates import Window, anchor_lines, compile_aggregate, compute, input_value
@@ -197,6 +198,7 @@ def aggregates(
     version = load_contract_file(file)
     contract = version.contract
     window = aggregate_window(version, period, as_of)
+    parameters = parameter_values(version, {}, period)
     declared = [i for i in contract.inputs if i.aggregate is not None]
     if not declared:
         click.echo(f"contract {contract.id} declares no aggregate inputs")
@@ -207,7 +209,6 @@ def aggregates(
                    f"{window.as_of.isoformat()}")  # fmt: skip
         for item in declared:
             assert item.aggregate is not None
-            parameters = _parameters(version, window)
             try:
                 shown = _shown(compute(engine, item.aggregate, window, parameters))
             except RuleError as error:
@@ -232,7 +233,11 @@ def aggregate_window(
 
 
 def aggregate_inputs(
-    database_url: str, version: ContractVersion, window: Window, given: Mapping[str, Any]
+    database_url: str,
+    version: ContractVersion,
+    window: Window,
+    given: Mapping[str, Any],
+    parameters: Mapping[str, Value],
 ) -> dict[str, Any]:
     """The contract's aggregate inputs computed from the stored events, as input values; every
     problem reported together. An input also given by hand is refused, not silently replaced."""
@@ -244,7 +249,7 @@ def aggregate_inputs(
     try:
         for item in declared:
             if item.name not in given:
-                values[item.name] = _computed(engine, item, window, version, problems)
+                values[item.name] = _computed(engine, item, window, parameters, problems)
     finally:
         engine.dispose()
     if problems:
@@ -253,19 +258,18 @@ def aggregate_inputs(
 
 
 def _computed(
-    engine: Any, item: Input, window: Window, version: ContractVersion, problems: list[Problem]
+    engine: Any,
+    item: Input,
+    window: Window,
+    parameters: Mapping[str, Value],
+    problems: list[Problem],
 ) -> Any:
     assert item.aggregate is not None
     try:
-        return input_value(compute(engine, item.aggregate, window, _parameters(version, window)))
+        return input_value(compute(engine, item.aggregate, window, parameters))
     except RuleError as error:
         problems.extend(Problem(f"inputs.{item.name}", p.message) for p in error.problems)
         return None
-
-
-def _parameters(version: ContractVersion, window: Window) -> dict[str, Value]:
-    return {p.name: found.value for p in version.contract.parameters
-            if (found := p.in_force(window.start)) is not None}  # fmt: skip
 
 
 def _shown(value: Value) -> str:

@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import sys
+from collections.abc import Mapping
 from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
@@ -23,7 +24,7 @@ from api.database import engine_from_url
 from api.demo import run_demo
 from contracts.cases import EvaluationCase, evaluate_case, is_case_file, read_cases
 from contracts.diff import format_diff
-from contracts.evaluation import Evaluation
+from contracts.evaluation import Evaluation, parameter_values
 from contracts.explain import explain as explain_text
 from contracts.model import ContractVersion
 from contracts.store import ContractStore
@@ -210,7 +211,7 @@ def evaluate(
         _refuse_events_with_cases(from_events)
         _evaluate_many(version, inputs_path, overrides, period, as_json)
         return
-    case = _one_case(settings, version, inputs_path, from_events, as_of, period)
+    case = _one_case(settings, version, inputs_path, from_events, as_of, period, overrides)
     evaluation = evaluate_case(version, case, overrides, period)
     if record:
         _record(settings, evaluation)
@@ -240,6 +241,7 @@ def _one_case(
     from_events: bool,
     as_of: dt.datetime | None,
     period: str | None,
+    overrides: Mapping[str, Any],
 ) -> EvaluationCase:
     """The case to evaluate: from --inputs, with the aggregate inputs computed from the events
     if --events says so (they are then part of the inputs the trace and the ledger record)."""
@@ -250,8 +252,10 @@ def _one_case(
     case = EvaluationCase("events") if inputs_path is None else next(iter(read_cases(inputs_path)))
     if not from_events or case.problem is not None:
         return case
-    window = aggregate_window(version, period or case.period, as_of)
-    computed = aggregate_inputs(settings.database_url, version, window, case.inputs)
+    chosen = period or case.period
+    window = aggregate_window(version, chosen, as_of)
+    parameters = parameter_values(version, {**case.params, **overrides}, chosen)
+    computed = aggregate_inputs(settings.database_url, version, window, case.inputs, parameters)
     click.echo(f"inputs {', '.join(computed) or '(none)'} computed from the events known as of "
                f"{window.as_of.isoformat()}", err=True)  # fmt: skip
     source = f"events as of {window.as_of.isoformat()}"
@@ -327,7 +331,7 @@ def explain(
     version = load_contract_file(file)
     overrides = _parse_params(params)
     if inputs_path is None or not is_case_file(inputs_path):
-        case = _one_case(settings, version, inputs_path, from_events, as_of, period)
+        case = _one_case(settings, version, inputs_path, from_events, as_of, period, overrides)
         click.echo(explain_text(evaluate_case(version, case, overrides, period)), nl=False)
         return
     _refuse_events_with_cases(from_events)

@@ -159,6 +159,15 @@ def evaluate_contract(
     return Evaluation(version, chosen, resolved, given, tuple(quantities), payments, skipped)
 
 
+def parameter_values(
+    version: ContractVersion, overrides: Mapping[str, Any], period: str | None
+) -> dict[str, Value]:
+    """The parameter values an evaluation of `period` uses: overrides, values in force, defaults.
+    Raises RuleError as an evaluation would."""
+    resolved = _resolve_parameters(version, overrides, version.contract.period(period), Budget())
+    return {p.parameter.name: p.value for p in resolved}
+
+
 def _resolve_parameters(
     version: ContractVersion, overrides: Mapping[str, Any], period: Period, budget: Budget
 ) -> tuple[ResolvedParameter, ...]:

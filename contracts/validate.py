@@ -39,6 +39,7 @@ from outcomes.catalog import (
     PERSON_SPANS,
     WEIGHT_BY_MEMBER_MONTHS,
 )
+from outcomes.filters import FilterError, check_filter
 from rules.canonical import canonical_json, content_hash
 from rules.check import FUNCTIONS, Scope, check, suggest
 from rules.errors import Problem, RuleError
@@ -585,6 +586,11 @@ class _Builder:
                 self._scope({**self._parameter_types(), **fields}),
                 BOOLEAN,
             )
+            if where_clause is not None:
+                try:
+                    check_filter(where_clause.expr, fields)
+                except FilterError as error:
+                    self.fail(f"{where}.where", str(error))
         cap = spec.get("per_person_cap")
         if cap is not None:
             self._check_cap(f"{where}.per_person_cap", cap)
@@ -649,10 +655,10 @@ class _Builder:
                 )
                 return None
             weight_ok = weight_by == WEIGHT_BY_MEMBER_MONTHS or (
-                weight_by is not None and fields.get(weight_by) in NUMERIC
+                weight_by is not None and fields.get(weight_by) == COUNT
             )
             if measure == "weighted_average" and not weight_ok:
-                self.fail(f"{where}.weight_by", "'weighted_average' needs 'weight_by', a numeric "
+                self.fail(f"{where}.weight_by", "'weighted_average' needs 'weight_by', a count "
                           "field or member_months")  # fmt: skip
             return fields[field]
         return COUNT

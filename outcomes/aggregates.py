@@ -53,14 +53,23 @@ from sqlalchemy import (
     true,
     union_all,
 )
+from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.sql import Select
 
 from contracts.model import Aggregate
 from outcomes.episodes import ANCHOR_FIELDS, EpisodeRule
 from outcomes.events import EVENT_TYPES, EventType
+from outcomes.filters import (
+    Comparison,
+    FilterError,
+    comparison,
+    holds,
+    literal_value,
+    scaled_bounds,
+)
 from outcomes.store import EVENT_TABLES, MONEY_SCALE, SCORE_SCALE, from_database, visible_batches
 from rules.errors import Problem, RuleError
-from rules.syntax import Binary, Boolean, Expr, MemberOf, Name, Number, Text, Unary
+from rules.syntax import Binary, Boolean, Expr, Unary
 from rules.types import MONEY, SCORE
 from rules.values import RowSet, Value
 
@@ -90,8 +99,17 @@ def compute(
 ) -> Value:
     """The aggregate's value, computed by the database: a number, or rows with `group_by`."""
     query = compile_aggregate(aggregate, window, parameters)
-    with engine.connect() as connection:
-        found = connection.execute(query).all()
+    try:
+        with engine.connect() as connection:
+            found = connection.execute(query).all()
+    except (DataError, OperationalError) as error:  # PostgreSQL: out of range; SQLite: overflow
+        if "range" not in str(error) and "overflow" not in str(error):
+            raise
+        raise RuleError([Problem(f"aggregate {aggregate.events}.{aggregate.measure}",
+                                 _TOO_LARGE)]) from None  # fmt: skip
+    if any(isinstance(cell, float) for row in found for cell in row):  # SQLite left integers
+        raise RuleError([Problem(f"aggregate {aggregate.events}.{aggregate.measure}",
+                                 _TOO_LARGE)])  # fmt: skip
     if not aggregate.group_by:
         (row,) = found
         return _finished(aggregate, tuple(row))
@@ -126,7 +144,7 @@ def compile_aggregate(
     where = _event_conditions(aggregate, kind, table, window, parameters)
     groups = [table.c[name] for name in aggregate.group_by]
     if aggregate.per_person_cap is not None:
-        cap = _scaled(MONEY, parameters[aggregate.per_person_cap])
+        cap = _scaled_cap(aggregate, aggregate.per_person_cap, parameters)
         per_person = (
             select(func.sum(table.c[aggregate.field or ""]).label("total"))
             .where(where)
@@ -222,7 +240,7 @@ def _member_months(
         .distinct()
         .select_from(table)
         .join(calendar, _eligible_in(table, calendar, lo, hi))
-        .where(where)
+        .where(where, *(g.is_not(None) for g in groups))
         .subquery("months")
     )
     outer_groups = [months.c[g.name] for g in groups]
@@ -287,7 +305,7 @@ def _within_episodes(
     )
     total: Any = per_episode.c.total
     if aggregate.per_episode_cap is not None:
-        cap = _scaled(MONEY, parameters[aggregate.per_episode_cap])
+        cap = _scaled_cap(aggregate, aggregate.per_episode_cap, parameters)
         total = case((total > cap, cap), else_=total)
     outer_groups = [per_episode.c[name] for name in aggregate.group_by]
     query = select(*outer_groups, func.coalesce(func.sum(total), 0))
@@ -336,6 +354,7 @@ def _finished(aggregate: Aggregate, parts: tuple[Any, ...]) -> Decimal:
 
 
 _UNDEFINED = "no events in the period: the value is undefined"
+_TOO_LARGE = "the sums are too large to compute exactly in 64-bit integers"
 
 
 def _lookup_problem(aggregate: Aggregate, count: int) -> str:
@@ -408,19 +427,24 @@ def _earlier(a: Any, b: Any) -> Any:
     return case((a < b, a), else_=b)
 
 
-def _scaled(kind: object, value: Any) -> Any:
-    if kind == MONEY:
-        return int(Decimal(value) * MONEY_SCALE)
-    if kind == SCORE:
-        return int(Decimal(value) * SCORE_SCALE)
-    return value
+def _scaled_cap(aggregate: Aggregate, name: str, parameters: Mapping[str, Value]) -> int:
+    """A money cap in stored units; a cap finer than the stored unit is refused, not cut."""
+    label = f"aggregate {aggregate.events}.{aggregate.measure}"
+    if name not in parameters:
+        raise RuleError([Problem(label, f"parameter '{name}' has no value in this period")])
+    scaled = Decimal(parameters[name]) * MONEY_SCALE  # type: ignore[arg-type]
+    if scaled != scaled.to_integral_value():
+        why = f"the cap {name} = {parameters[name]} has more than 4 decimal places (as amounts)"
+        raise RuleError([Problem(label, why)])
+    return int(scaled)
 
 
 def _sql_condition(
     expr: Expr, kind: EventType, table: Any, parameters: Mapping[str, Value]
 ) -> ColumnElement[bool]:
-    """A `where` expression as SQL: comparisons of a field with literals or parameters, joined
-    by and/or/not, and `in`. Money and score literals are scaled like the stored columns."""
+    """A `where` expression as SQL, two-valued: a missing field equals nothing (see
+    outcomes.filters), so `not` means what it says. Money and score values are compared with
+    the stored whole units exactly."""
     match expr:
         case Boolean(value=flag):
             return true() if flag else false()
@@ -430,34 +454,46 @@ def _sql_condition(
             join = and_ if expr.op == "and" else or_
             return join(_sql_condition(left, kind, table, parameters),
                         _sql_condition(right, kind, table, parameters))  # fmt: skip
-        case Binary(op=op, left=Name(name=field), right=right) if kind.column(field):
-            column = kind.column(field)
-            assert column is not None
-            value = _sql_value(right, column.type, parameters)
-            compared: ColumnElement[bool] = _COMPARE[op](table.c[field], value)
-            return compared
-        case MemberOf(operand=Name(name=field), options=options) if kind.column(field):
-            column = kind.column(field)
-            assert column is not None
-            listed: ColumnElement[bool] = table.c[field].in_(
-                [_sql_value(o, column.type, parameters) for o in options]
-            )
-            return listed
-    raise RuleError([Problem("where", _FILTER_SHAPE)])
+    try:
+        found = comparison(expr, kind.fields)
+        assert found is not None
+        return _sql_comparison(found, kind, table, parameters)
+    except FilterError as error:
+        raise RuleError([Problem("where", str(error))]) from None
 
 
-def _sql_value(expr: Expr, kind: object, parameters: Mapping[str, Value]) -> Any:
-    if isinstance(expr, Number):
-        return literal(_scaled(kind, expr.value))
-    if isinstance(expr, Text):
-        return literal(expr.value)
-    if isinstance(expr, Name) and expr.name in parameters:
-        return literal(_scaled(kind, parameters[expr.name]))
-    raise RuleError([Problem("where", "compare a field with a literal or a parameter")])
+def _sql_comparison(
+    found: Comparison, kind: EventType, table: Any, parameters: Mapping[str, Value]
+) -> ColumnElement[bool]:
+    column = table.c[found.field]
+    if found.other is not None:
+        other = table.c[found.other]
+        present = and_(column.is_not(None), other.is_not(None))
+        compared = _COMPARE[found.op](column, other)
+        return or_(~present, compared) if found.op == "!=" else and_(present, compared)
+    scale = _scale_of(kind.fields[found.field])
+    if found.op == "in":
+        wanted = [literal_value(v, parameters) for v in found.values]
+        if scale is not None:  # a value finer than the stored unit equals no stored value
+            wanted = [int(w * scale) for w in wanted if w * scale == int(w * scale)]
+        return and_(column.is_not(None), column.in_(wanted)) if wanted else false()
+    assert found.value is not None
+    op, bound = found.op, literal_value(found.value, parameters)
+    if scale is not None:
+        exact = scaled_bounds(found.op, Decimal(bound) * scale)
+        if isinstance(exact, bool):  # no stored amount can equal a finer value
+            return true() if exact else false()
+        op, bound = exact
+    compared = _COMPARE[op](column, literal(bound))
+    return or_(column.is_(None), compared) if op == "!=" else and_(column.is_not(None), compared)
 
 
-_FILTER_SHAPE = ("a filter compares an event field with literals or parameters (field == value, "
-                 "field in (…)), joined by and/or/not")  # fmt: skip
+def _scale_of(kind: object) -> Decimal | None:
+    if kind == MONEY:
+        return MONEY_SCALE
+    return SCORE_SCALE if kind == SCORE else None
+
+
 _COMPARE = {
     "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
     "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
@@ -504,6 +540,7 @@ def reference(
     if aggregate.within == "episode":
         return _reference_episodes(aggregate, window, parameters, visible, rows, people)
     if aggregate.per_person_cap is not None:
+        _scaled_cap(aggregate, aggregate.per_person_cap, parameters)  # refused as the SQL does
         cap = Decimal(parameters[aggregate.per_person_cap])  # type: ignore[arg-type]
         totals: dict[Any, Decimal] = defaultdict(Decimal)
         for r in rows:
@@ -592,6 +629,8 @@ def _reference_episodes(
                 and (aggregate.population != "attributed" or e["patient_id"] in attributed)
                 and all(e.get(name) not in (None, "") for name in aggregate.group_by)]  # fmt: skip
     cap = parameters.get(aggregate.per_episode_cap or "")
+    if aggregate.per_episode_cap is not None:
+        _scaled_cap(aggregate, aggregate.per_episode_cap, parameters)  # refused as the SQL does
     totals: dict[tuple[Any, ...], Decimal] = defaultdict(Decimal)
     for episode in episodes:
         first, last = EPISODE_WINDOW
@@ -641,22 +680,12 @@ def _holds(expr: Expr, row: Mapping[str, Any], parameters: Mapping[str, Value]) 
             return _holds(left, row, parameters) and _holds(right, row, parameters)
         case Binary(op="or", left=left, right=right):
             return _holds(left, row, parameters) or _holds(right, row, parameters)
-        case Binary(op=op, left=Name(name=field), right=right):
-            value = row.get(field)
-            other = _plain(right, parameters)
-            if value is None:
-                return False  # SQL: a comparison with NULL is not true
-            return bool(_COMPARE[op](value, other))
-        case MemberOf(operand=Name(name=field), options=options):
-            value = row.get(field)
-            return value is not None and value in [_plain(o, parameters) for o in options]
-    raise RuleError([Problem("where", "unsupported filter")])
-
-
-def _plain(expr: Expr, parameters: Mapping[str, Value]) -> Any:
-    if isinstance(expr, Number):
-        return expr.value
-    if isinstance(expr, Text):
-        return expr.value
-    assert isinstance(expr, Name)
-    return parameters[expr.name]
+    found = comparison(expr, list(row))
+    assert found is not None
+    value = row.get(found.field)
+    if found.op == "in":
+        return value is not None and value in [literal_value(v, parameters) for v in found.values]
+    if found.other is not None:
+        return holds(found.op, value, row.get(found.other))
+    assert found.value is not None
+    return holds(found.op, value, literal_value(found.value, parameters))

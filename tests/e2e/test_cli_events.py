@@ -124,6 +124,9 @@ def test_episodes_are_built_from_claims_and_a_contract_is_settled_from_the_event
     result = json.loads(settled.stdout)
     assert result["quantities"]["spend"] == "20000.00"  # the one episode, capped
     assert [p["amount"] for p in result["payments"]] == ["10000.00"]
+    lower = run(tmp_path, "evaluate", "contract.yaml", "--events", "--param", "episode_cap=5000",
+                "--json")  # fmt: skip
+    assert json.loads(lower.stdout)["quantities"]["spend"] == "5000.00"  # the cap the trace shows
     (tmp_path / "inputs.json").write_text('{"members": "3"}')
     both = run(tmp_path, "evaluate", "contract.yaml", "--events", "--inputs", "inputs.json")
     assert both.returncode == 2

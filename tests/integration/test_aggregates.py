@@ -50,6 +50,13 @@ AGGREGATES = {
     "assigned beneficiaries": aggregate("count_distinct", events="attribution", field="patient_id",
                                         population="attributed"),
     "member months": aggregate("member_months", events="eligibility", field=None),
+    "everything but DRG 470": aggregate("sum", where='not (ms_drg_code == "470")'),
+    "not DRG 470": aggregate("count", where='ms_drg_code != "470" and 100.00005 <= paid_amount'),
+    "from June": aggregate("sum", where='date("2018-06-01") <= claim_start_date'),
+    "paid above allowed": aggregate("count", where="paid_amount > allowed_amount"),
+    "paid not allowed": aggregate("count", where="paid_amount != allowed_amount"),
+    "member months per plan": aggregate("member_months", events="eligibility", field=None,
+                                        group_by=["plan"], value_column="months"),
     "average paid": aggregate("average"),
     "largest line": aggregate("max"),
     "spend per person": aggregate("sum", group_by=["patient_id"], value_column="spend"),
@@ -90,6 +97,8 @@ def claim_batch(draw, known: list[str]):
                      "claim_type": draw(st.sampled_from(("professional", "institutional"))),
                      "patient_id": draw(st.sampled_from(PEOPLE)),
                      "claim_start_date": draw(dates).isoformat(), "paid_amount": str(amount),
+                     "ms_drg_code": draw(st.sampled_from(("470", "469", ""))),
+                     "allowed_amount": draw(st.sampled_from(("", "100.00", str(amount)))),
                      "claim_status": status, "adjusted_claim_id": adjusted})  # fmt: skip
     known.extend(r["claim_id"] for r in rows)
     return "claim_line", rows
@@ -111,7 +120,8 @@ def span_batch(draw, kind: str):
                 score = draw(st.decimals(min_value=0, max_value=4, places=3))
                 rows.append({"patient_id": person, "model": model, **period, "score": str(score)})
         else:
-            rows.append({"patient_id": person, "payer": "medicare", "plan": "ffs",
+            rows.append({"patient_id": person, "payer": "medicare",
+                         "plan": draw(st.sampled_from(("ffs", "ma", ""))),
                          "enrollment_start_date": first.isoformat(),
                          "enrollment_end_date": last.isoformat()})  # fmt: skip
     return kind, rows

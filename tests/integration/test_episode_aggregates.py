@@ -10,12 +10,14 @@ from pathlib import Path
 
 import pytest
 
+from contracts.model import Aggregate
 from contracts.validate import load_contract_file
 from outcomes.aggregates import Window, anchor_lines, compute, input_value
 from outcomes.episodes import EpisodeRule, build_episodes
 from outcomes.store import EventStore
 from rules.errors import RuleError
 from rules.values import RowSet
+
 
 def header(contract_id: str, year: int) -> str:
     """A contract's parties, one year's period and its rounding, for the tests' contracts."""
@@ -36,7 +38,9 @@ rounding:
 """
 
 
-CONTRACT = header("events-contract", 2020) + """\
+CONTRACT = (
+    header("events-contract", 2020)
+    + """\
 parameters:
   episode_cap:
     type: money
@@ -85,6 +89,7 @@ definitions:
 payments:
   - {name: pay, memo: test, from: payer, to: provider, amount: total}
 """
+)
 
 CLAIMS = """\
 claim_id,claim_line_number,claim_type,patient_id,claim_start_date,claim_end_date,admission_date,discharge_date,bill_type_code,ms_drg_code,facility_npi,paid_amount
@@ -237,7 +242,9 @@ def _contract(folder: Path) -> Path:
     return path
 
 
-MEMBER_MONTHS = header("member-months", 2018) + """\
+MEMBER_MONTHS = (
+    header("member-months", 2018)
+    + """\
 parameters: {}
 inputs:
   member_months:
@@ -254,6 +261,7 @@ definitions:
   - {name: months, type: count, description: Months, expr: member_months}
 payments: []
 """
+)
 
 
 def _member_months(engine, folder: Path) -> dict:
@@ -287,3 +295,16 @@ def test_a_month_counts_once_per_person_payer_and_plan(upgraded_engine, tmp_path
     assert counted["member_months"] == 6
     assert rows(counted["months_by_payer"]) == [{"payer": "medicaid", "months": 2},
                                                 {"payer": "medicare", "months": 4}]  # fmt: skip
+
+
+def test_sums_too_large_for_exact_integers_are_refused_not_rounded(upgraded_engine, tmp_path):
+    load(EventStore(upgraded_engine), tmp_path, "claims.csv", "claim_line", """\
+        claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount,service_unit_quantity
+        c1,1,professional,p1,2020-01-05,900000000000.00,2000
+        c2,1,professional,p1,2020-01-06,1.00,3
+        """)  # fmt: skip
+    spec = Aggregate("claim_line", "weighted_average", "paid_amount", None, (), None,
+                     "service_unit_quantity", None, None)  # fmt: skip
+    window = Window(dt.date(2020, 1, 1), dt.date(2020, 12, 31), dt.datetime.now(dt.UTC))
+    with pytest.raises(RuleError, match="too large to compute exactly in 64-bit integers"):
+        compute(upgraded_engine, spec, window, {})

@@ -459,7 +459,7 @@ CASES = [
         "aggregate-weighted-by-text",
         aggregate(events="claim_line", measure="weighted_average", field="paid_amount",
                   weight_by="claim_type"),
-        "'weighted_average' needs 'weight_by', a numeric field or member_months",
+        "'weighted_average' needs 'weight_by', a count field or member_months",
         "inputs.{name}.aggregate.weight_by", None,
     ),
     case(
