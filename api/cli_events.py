@@ -159,9 +159,10 @@ def build_episodes_command(
 ) -> None:
     """Build episodes from the stored claims (an inpatient stay with one of the MS-DRGs, to
     discharge + DAYS; a stay during a running episode is a readmission within it) and load them
-    as a batch of episode events. The same claims give the same file, so the same batch."""
+    as a batch of episode events, superseding (retracting) the rule's earlier batch. Nothing is
+    loaded if the rule's current batch already holds exactly these episodes."""
     rule = EpisodeRule(name, frozenset(drgs), days)
-    cutoff = as_of.replace(tzinfo=dt.UTC) if as_of else dt.datetime.now(dt.UTC)
+    cutoff = _cutoff(as_of)
     with open_events(settings) as store:
         built = build_episodes(rule, anchor_lines(store.engine, rule, cutoff))
         click.echo(f"{rule.describe()}, from the claims known as of {cutoff.isoformat()}: "
@@ -169,19 +170,46 @@ def build_episodes_command(
                    "stays inside a running episode")  # fmt: skip
         for stay in built.absorbed:
             click.echo(f"  claim {stay.anchor_claim_id} falls inside episode {stay.episode_id}")
-        content = built.csv_bytes()
+        content = built.csv_bytes(claims_as_of=cutoff)
         if out is not None:
             Path(out).write_bytes(content)
             click.echo(f"wrote {out}")
-        if dry_run or not built.episodes:
-            click.echo("nothing loaded" + ("" if dry_run else ": no episodes"))
+        current = store.live_episodes(name)
+        if list(current.values()) == [built.rows()]:
+            (batch_id,) = current
+            click.echo(f"unchanged: the rule's current batch {batch_id[:16]}… holds these "
+                       "episodes; nothing loaded")  # fmt: skip
             return
-        with tempfile.TemporaryDirectory() as folder:
-            path = Path(folder) / f"episodes-{name}-as-of-{cutoff:%Y%m%dT%H%M%SZ}.csv"
-            path.write_bytes(content)
-            result = store.load(path, "episode", source_as_of=cutoff)
-    state = "loaded" if result.loaded else "already loaded (nothing changed)"
-    click.echo(f"{state}: {_line(result.batch)}")
+        if dry_run:
+            click.echo("nothing loaded (dry run)")
+            return
+        loaded = None
+        if built.episodes:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / f"episodes-{name}-as-of-{cutoff:%Y%m%dT%H%M%SZ}.csv"
+                path.write_bytes(content)
+                loaded = store.load(path, "episode", source_as_of=cutoff).batch
+            click.echo(f"loaded: {_line(loaded)}")
+        why = (f"superseded by episodes batch {loaded.batch_id[:16]}…" if loaded
+               else "rebuilt: no episodes") + f" (claims as of {cutoff.isoformat()})"  # fmt: skip
+        for batch_id in sorted(current):
+            if loaded is None or batch_id != loaded.batch_id:
+                click.echo(f"retracted: {_line(store.retract(batch_id, reason=why))}")
+        if loaded is None and not current:
+            click.echo("nothing loaded: no episodes")
+
+
+def _cutoff(as_of: dt.datetime | None) -> dt.datetime:
+    """A cutoff in UTC (naive times are UTC; none: now); a cutoff in the future is refused, since
+    what will be known then is not known yet and a re-run would see something else."""
+    now = dt.datetime.now(dt.UTC)
+    if as_of is None:
+        return now
+    cutoff = as_of.replace(tzinfo=dt.UTC) if as_of.tzinfo is None else as_of
+    if cutoff > now:
+        raise click.BadParameter(f"{cutoff.isoformat()} is in the future; a cutoff is a time "
+                                 "already past", param_hint="--as-of")  # fmt: skip
+    return cutoff
 
 
 @click.command()
@@ -228,8 +256,7 @@ def aggregate_window(
 ) -> Window:
     """The period's dates and the cutoff (naive times are UTC; none: now), for this contract."""
     chosen = version.contract.period(period)
-    cutoff = as_of.replace(tzinfo=dt.UTC) if as_of and as_of.tzinfo is None else as_of
-    return Window(chosen.start, chosen.end, cutoff or dt.datetime.now(dt.UTC), version.contract.id)
+    return Window(chosen.start, chosen.end, _cutoff(as_of), version.contract.id)
 
 
 def aggregate_inputs(

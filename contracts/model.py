@@ -83,6 +83,7 @@ class Aggregate:
     population: str | None
     within: str | None = None  # "episode": claim lines of each episode's person in its window
     per_episode_cap: str | None = None
+    episode_rule: str | None = None  # within episodes: only those this rule built
 
 
 @dataclass(frozen=True, slots=True)

@@ -179,6 +179,7 @@ class AggregateSchema(_Strict):
     population = fields.String(validate=validate.OneOf(("attributed", "all")))
     within = fields.String(validate=validate.OneOf(("episode",)))
     per_episode_cap = fields.String(validate=NAME)
+    episode_rule = fields.String(validate=validate.Length(min=1, max=200))
 
 
 class InputSchema(_Strict):

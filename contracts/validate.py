@@ -602,6 +602,9 @@ class _Builder:
             self._check_cap(f"{where}.per_episode_cap", episode_cap)
             if within != "episode":
                 self.fail(f"{where}.per_episode_cap", "a per-episode cap needs 'within: episode'")
+        if spec.get("episode_rule") is not None and within != "episode":
+            self.fail(f"{where}.episode_rule", "an episode rule chooses episodes: it needs "
+                      "'within: episode'")  # fmt: skip
         self._aggregate_result_type(where, kind, measured, spec, grouped_fields)
         return Aggregate(
             events,
@@ -615,6 +618,7 @@ class _Builder:
             spec.get("population"),
             within,
             episode_cap,
+            spec.get("episode_rule"),
         )
 
     def _check_within(

@@ -32,7 +32,7 @@ from __future__ import annotations
 
 import datetime as dt
 import decimal
-from collections import defaultdict
+from collections import Counter, defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from decimal import Decimal
@@ -40,6 +40,7 @@ from typing import Any
 
 from sqlalchemy import (
     ColumnElement,
+    Connection,
     Engine,
     and_,
     case,
@@ -101,6 +102,8 @@ def compute(
     query = compile_aggregate(aggregate, window, parameters)
     try:
         with engine.connect() as connection:
+            if aggregate.within == "episode":
+                _repeated_episodes(connection, aggregate, window)
             found = connection.execute(query).all()
     except (DataError, OperationalError) as error:  # PostgreSQL: out of range; SQLite: overflow
         if "range" not in str(error) and "overflow" not in str(error):
@@ -289,8 +292,7 @@ def _within_episodes(
         _event_conditions(aggregate, EVENT_TYPES["claim_line"], claims, window, parameters,
                           in_period=False),
     )  # fmt: skip
-    chosen = [episodes.c.batch_id.in_(visible_batches(window.as_of)),
-              _in_period(EVENT_TYPES["episode"], episodes, window)]  # fmt: skip
+    chosen = _episodes_chosen(aggregate, window)
     if aggregate.population == "attributed":
         chosen.append(episodes.c.patient_id.in_(_attributed(window)))
     groups = [episodes.c[name] for name in aggregate.group_by]
@@ -310,6 +312,39 @@ def _within_episodes(
     outer_groups = [per_episode.c[name] for name in aggregate.group_by]
     query = select(*outer_groups, func.coalesce(func.sum(total), 0))
     return query.group_by(*outer_groups) if outer_groups else query
+
+
+def _episodes_chosen(aggregate: Aggregate, window: Window) -> list[ColumnElement[bool]]:
+    """The episodes an aggregate within episodes reconciles: visible, ending in the period, of
+    its rule if it names one."""
+    episodes = EVENT_TABLES["episode"]
+    chosen = [episodes.c.batch_id.in_(visible_batches(window.as_of)),
+              _in_period(EVENT_TYPES["episode"], episodes, window)]  # fmt: skip
+    if aggregate.episode_rule is not None:
+        chosen.append(episodes.c.rule == aggregate.episode_rule)
+    return chosen
+
+
+def _repeated_episodes(connection: Connection, aggregate: Aggregate, window: Window) -> None:
+    """Refuse to count an episode twice: an id in two visible batches (loaded twice under other
+    content, or rebuilt without superseding) must be resolved by retracting one."""
+    episodes = EVENT_TABLES["episode"]
+    repeated = connection.execute(
+        select(episodes.c.episode_id, func.count())
+        .where(*_episodes_chosen(aggregate, window))
+        .group_by(episodes.c.episode_id)
+        .having(func.count() > 1)
+        .order_by(episodes.c.episode_id)
+        .limit(5)
+    ).all()
+    if repeated:
+        raise RuleError([_repeated_problem(aggregate, [(e, n) for e, n in repeated])])
+
+
+def _repeated_problem(aggregate: Aggregate, repeated: Sequence[tuple[str, int]]) -> Problem:
+    shown = ", ".join(f"{episode} ({count} batches)" for episode, count in repeated)
+    why = f"episodes in more than one visible batch: {shown}; retract all but one"
+    return Problem(f"aggregate {aggregate.events}.{aggregate.measure}", why)
 
 
 def anchor_lines(engine: Engine, rule: EpisodeRule, as_of: dt.datetime) -> list[dict[str, Any]]:
@@ -396,6 +431,11 @@ def _in_period(kind: EventType, table: Any, window: Window) -> ColumnElement[boo
 
 
 def _final_versions(table: Any, window: Window) -> list[ColumnElement[bool]]:
+    # Correlated on purpose: SQLite answers it with one probe of ix_events_claim_line_adjusted_
+    # claim_id a line (without that index, a scan of every visible line a line: quadratic), and
+    # PostgreSQL plans it as a hash anti join. NOT IN would be as fast on SQLite, but PostgreSQL
+    # runs it as a hashed subplan that every parallel worker builds again, and as a plain one
+    # (quadratic) once the adjusted claims outgrow work_mem.
     later = table.alias("adjusting")
     superseded = exists().where(
         later.c.adjusted_claim_id == table.c.claim_id,
@@ -626,8 +666,15 @@ def _reference_episodes(
 ) -> Value:
     episodes = [e for e in rows_of(visible, "episode")
                 if _happened_in(EVENT_TYPES["episode"], e, window)
+                and aggregate.episode_rule in (None, e.get("rule"))
                 and (aggregate.population != "attributed" or e["patient_id"] in attributed)
                 and all(e.get(name) not in (None, "") for name in aggregate.group_by)]  # fmt: skip
+    counted = Counter(e["episode_id"] for e in rows_of(visible, "episode")
+                      if _happened_in(EVENT_TYPES["episode"], e, window)
+                      and aggregate.episode_rule in (None, e.get("rule")))  # fmt: skip
+    repeated = sorted((e, n) for e, n in counted.items() if n > 1)[:5]
+    if repeated:
+        raise RuleError([_repeated_problem(aggregate, repeated)])
     cap = parameters.get(aggregate.per_episode_cap or "")
     if aggregate.per_episode_cap is not None:
         _scaled_cap(aggregate, aggregate.per_episode_cap, parameters)  # refused as the SQL does

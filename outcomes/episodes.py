@@ -14,8 +14,9 @@ The rule, clause by clause:
 - the episode window runs from admission to discharge + `days_after_discharge`;
 - an anchor stay admitted during a person's running episode starts no episode of its own: it is a
   readmission within that episode (CJR, 42 CFR 510.210(b)), and is reported as absorbed;
-- an episode is named `<rule name>-<anchor claim id>`, and its provider is the anchor's facility
-  NPI (else its billing NPI).
+- an episode is named `<rule name>-<anchor claim id>` and carries the rule's name; its provider
+  is the anchor's facility NPI (the least, if its lines name several), else its billing NPI;
+- a four-digit bill type with a leading zero (0111, as on a UB-04) reads as its three digits.
 """
 
 from __future__ import annotations
@@ -32,7 +33,7 @@ from rules.errors import SettleError
 
 INPATIENT_BILL_TYPE = "11"  # the first two digits of an inpatient hospital bill type
 EPISODE_COLUMNS = ("episode_id", "patient_id", "window_start", "window_end", "provider_id",
-                   "anchor_claim_id", "ms_drg_code")  # fmt: skip
+                   "anchor_claim_id", "ms_drg_code", "rule")  # fmt: skip
 ANCHOR_FIELDS = ("claim_id", "claim_type", "patient_id", "bill_type_code", "ms_drg_code",
                  "admission_date", "discharge_date", "claim_start_date", "claim_end_date",
                  "facility_npi", "billing_npi")  # fmt: skip
@@ -75,6 +76,7 @@ class Episode:
     provider_id: str | None
     anchor_claim_id: str
     ms_drg_code: str
+    rule: str
 
     def row(self) -> dict[str, str]:
         """As the episode event type's columns, text."""
@@ -95,14 +97,20 @@ class Built:
     episodes: tuple[Episode, ...]
     absorbed: tuple[Absorbed, ...]
 
-    def csv_bytes(self) -> bytes:
-        """The episodes as a CSV file of the episode event type: the same episodes give the same
-        bytes, so loading them twice is one batch."""
+    def csv_bytes(self, claims_as_of: dt.datetime | None = None) -> bytes:
+        """The episodes as a CSV file of the episode event type, with the claims' cutoff in a
+        column of its own if given (kept with each row): the same episodes built from the same
+        cutoff give the same bytes, so loading them twice is one batch."""
         buffer = io.StringIO(newline="")
-        writer = csv.DictWriter(buffer, fieldnames=EPISODE_COLUMNS, lineterminator="\n")
+        built = {"claims_as_of": claims_as_of.isoformat()} if claims_as_of else {}
+        writer = csv.DictWriter(buffer, fieldnames=[*EPISODE_COLUMNS, *built], lineterminator="\n")
         writer.writeheader()
-        writer.writerows(e.row() for e in self.episodes)
+        writer.writerows({**e.row(), **built} for e in self.episodes)
         return buffer.getvalue().encode("utf-8")
+
+    def rows(self) -> frozenset[tuple[str, ...]]:
+        """The episodes as text tuples of EPISODE_COLUMNS, to compare with a stored batch."""
+        return frozenset(tuple(e.row().values()) for e in self.episodes)
 
 
 @dataclass(frozen=True, slots=True)
@@ -116,11 +124,13 @@ class _Stay:
 
 
 def is_anchor(rule: EpisodeRule, line: Mapping[str, Any]) -> bool:
-    bill_type = line.get("bill_type_code")
+    bill_type = str(line.get("bill_type_code") or "")
+    if len(bill_type) == 4 and bill_type.startswith("0"):
+        bill_type = bill_type[1:]
     return (
         line.get("claim_type") == "institutional"
         and line.get("ms_drg_code") in rule.ms_drgs
-        and (not bill_type or str(bill_type).startswith(INPATIENT_BILL_TYPE))
+        and (not bill_type or bill_type.startswith(INPATIENT_BILL_TYPE))
     )
 
 
@@ -147,18 +157,29 @@ def build_episodes(rule: EpisodeRule, lines: Iterable[Mapping[str, Any]]) -> Bui
                 stay.provider_id,
                 stay.claim_id,
                 stay.ms_drg_code,
+                rule.name,
             )
             episodes.append(running)
     return Built(rule, tuple(episodes), tuple(absorbed))
 
 
 def _stays(rule: EpisodeRule, lines: Iterable[Mapping[str, Any]]) -> list[_Stay]:
-    """One stay per anchor claim, from all of its lines."""
+    """One stay per anchor claim, from all of its lines; every claim that cannot be a stay is
+    reported together."""
     by_claim: dict[str, list[Mapping[str, Any]]] = defaultdict(list)
     for line in lines:
         if is_anchor(rule, line):
             by_claim[str(line["claim_id"])].append(line)
-    return [_stay(claim_id, claim_lines) for claim_id, claim_lines in sorted(by_claim.items())]
+    stays, problems = [], []
+    for claim_id, claim_lines in sorted(by_claim.items()):
+        try:
+            stays.append(_stay(claim_id, claim_lines))
+        except EpisodeRuleError as error:
+            problems.append(str(error))
+    if problems:
+        raise EpisodeRuleError(f"{len(problems)} anchor claim(s) cannot be a stay: "
+                               + "; ".join(problems[:20]))  # fmt: skip
+    return stays
 
 
 def _stay(claim_id: str, lines: Sequence[Mapping[str, Any]]) -> _Stay:
@@ -173,8 +194,9 @@ def _stay(claim_id: str, lines: Sequence[Mapping[str, Any]]) -> _Stay:
     if not starts or not ends:
         raise EpisodeRuleError(f"claim {claim_id}: an anchor stay needs an admission date or a "
                                "claim start date")  # fmt: skip
-    providers = (line.get("facility_npi") or line.get("billing_npi") for line in lines)
-    provider = next((str(p) for p in providers if p), None)
+    facilities = sorted(str(line["facility_npi"]) for line in lines if line.get("facility_npi"))
+    billers = sorted(str(line["billing_npi"]) for line in lines if line.get("billing_npi"))
+    provider = (facilities or billers)[0] if facilities or billers else None
     drg = min(str(line["ms_drg_code"]) for line in lines)
     if max(ends) < min(starts):
         raise EpisodeRuleError(f"claim {claim_id}: discharged {max(ends)} before admitted "

@@ -55,8 +55,8 @@ CLAIM_LINE = EventType(
     "A medical claim line (Tuva input layer), possibly voiding or replacing an earlier claim",
     (
         *_columns(
-            "claim_id claim_line_number claim_type patient_id paid_amount",
-            "member_id claim_start_date claim_end_date claim_line_start_date claim_line_end_date "
+            "claim_id claim_line_number claim_type patient_id claim_start_date paid_amount",
+            "member_id claim_end_date claim_line_start_date claim_line_end_date "
             "admission_date discharge_date place_of_service_code bill_type_code ms_drg_code "
             "revenue_center_code service_unit_quantity hcpcs_code rendering_npi billing_npi "
             "facility_npi billing_tin paid_date allowed_amount charge_amount diagnosis_code_1 "
@@ -140,7 +140,7 @@ EPISODE = EventType(
     "An episode of care: an anchor event and its window (loaded, or built from claims)",
     _columns(
         "episode_id patient_id window_start window_end",
-        "provider_id anchor_claim_id ms_drg_code",
+        "provider_id anchor_claim_id ms_drg_code rule",
         {"window_start": DATE, "window_end": DATE},
     ),
     key=("episode_id",),

@@ -46,6 +46,7 @@ from sqlalchemy import (
 
 from api.database import UtcDateTime, utc_now
 from outcomes.columns import ChunkTyper, extra_text
+from outcomes.episodes import EPISODE_COLUMNS
 from outcomes.events import EVENT_TYPES, EventType
 from outcomes.events import Column as EventColumn
 from outcomes.parse import RowTyper, TypedRow, row_problem
@@ -62,6 +63,8 @@ CHUNK = 5_000  # rows checked (their keys, the claims they adjust) and written a
 # few dozen lists of values. A tenth of the collector's work, and the rows stay in the CPU caches.
 TYPED = 500
 MAX_PROBLEMS = 100
+# Required of files since 0004, nullable in tables made by 0003 (rows stored before may lack it).
+NULLABLE_STORED = frozenset({"claim_start_date"})
 ADJUSTING = frozenset({"replacement", "void"})  # the claim statuses that name another claim
 
 metadata = MetaData()
@@ -96,7 +99,8 @@ def _event_table(event_type: EventType) -> Table:
         name, metadata,
         Column("batch_id", CHAR(64), ForeignKey("outcome_batches.batch_id"), primary_key=True),
         Column("row_number", BigInteger, primary_key=True, autoincrement=False),
-        *(Column(c.name, _sql_type(c.type), nullable=not c.required) for c in event_type.columns),
+        *(Column(c.name, _sql_type(c.type), nullable=not c.required or c.name in NULLABLE_STORED)
+          for c in event_type.columns),
         Column("extra", Text, nullable=True),
         Index(f"uq_{name}_key", "batch_id", *event_type.key, unique=True),
     )  # fmt: skip
@@ -105,6 +109,11 @@ def _event_table(event_type: EventType) -> Table:
 EVENT_TABLES: Mapping[str, Table] = {name: _event_table(t) for name, t in EVENT_TYPES.items()}
 Index("ix_events_claim_line_claim_id", EVENT_TABLES["claim_line"].c.claim_id)
 Index("ix_events_claim_line_patient_id", EVENT_TABLES["claim_line"].c.patient_id)
+# An aggregate keeps a claim line only if no visible line adjusts its claim: one probe a line.
+# Few lines adjust a claim, so the index holds only those (migration 0004).
+_adjusted = EVENT_TABLES["claim_line"].c.adjusted_claim_id
+Index("ix_events_claim_line_adjusted_claim_id", _adjusted,
+      sqlite_where=_adjusted.is_not(None), postgresql_where=_adjusted.is_not(None))  # fmt: skip
 
 
 class EventStoreError(SettleError):
@@ -301,6 +310,20 @@ class EventStore:
         return Batch(row.batch_id, row.event_type, row.source, row.learned_at, row.source_as_of,
                      int(count or 0), row.retracted_at, row.reason or "")  # fmt: skip
 
+    def live_episodes(self, rule: str) -> dict[str, frozenset[tuple[str, ...]]]:
+        """The never-retracted batches holding episodes of `rule`, each with its episodes as text
+        tuples of the episode columns (outcomes.episodes.EPISODE_COLUMNS)."""
+        table = EVENT_TABLES["episode"]
+        columns = [table.c[name] for name in EPISODE_COLUMNS]
+        found: dict[str, set[tuple[str, ...]]] = {}
+        query = select(table.c.batch_id, *columns).where(
+            table.c.batch_id.in_(live_batches()), table.c.rule == rule
+        )
+        with self.engine.connect() as connection:
+            for batch_id, *values in connection.execute(query):
+                found.setdefault(batch_id, set()).add(tuple(_episode_text(v) for v in values))
+        return {batch_id: frozenset(rows) for batch_id, rows in found.items()}
+
     # Reading ---------------------------------------------------------------------------------
 
     def events(self, event_type: str, *, as_of: dt.datetime) -> Iterator[dict[str, Any]]:
@@ -311,6 +334,12 @@ class EventStore:
         with self.engine.connect() as connection:
             for row in connection.execute(query.order_by(table.c.batch_id, table.c.row_number)):
                 yield {c.name: from_database(c.type, getattr(row, c.name)) for c in kind.columns}
+
+
+def _episode_text(value: Any) -> str:
+    if value is None:
+        return ""
+    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 def live_batches() -> Select[Any]:

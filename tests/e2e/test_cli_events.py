@@ -47,8 +47,8 @@ def test_a_payer_loads_claims_and_attribution_and_the_contract_aggregates_them(t
 def test_a_broken_file_is_refused_with_every_problem_and_exit_2(tmp_path):
     assert run(tmp_path, "db", "upgrade").returncode == 0
     (tmp_path / "bad.csv").write_text(
-        "claim_id,claim_line_number,claim_type,patient_id,paid_amount\n"
-        "c1,1,professional,p1,1e3\nc2,x,professional,p1,5.00\n"
+        "claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount\n"
+        "c1,1,professional,p1,2018-01-02,1e3\nc2,x,professional,p1,2018-01-02,5.00\n"
     )
     result = run(tmp_path, "events", "load", "bad.csv", "--type", "claim_line")
     assert result.returncode == 2
@@ -111,12 +111,15 @@ def test_episodes_are_built_from_claims_and_a_contract_is_settled_from_the_event
     assert built.returncode == 0, built.stderr
     assert "HF: inpatient stay with MS-DRG 291/292/293 + 90 days" in built.stdout
     assert "1 episodes" in built.stdout and "loaded: " in built.stdout
-    assert (tmp_path / "hf.csv").read_text().splitlines()[1] == (
-        "HF-274373,11221,2018-07-29,2018-10-29,1093718728,274373,293"
+    assert (
+        (tmp_path / "hf.csv")
+        .read_text()
+        .splitlines()[1]
+        .startswith("HF-274373,11221,2018-07-29,2018-10-29,1093718728,274373,293,HF,20")
     )
     again = run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "291",
                 "--drg", "292", "--drg", "293")  # fmt: skip
-    assert "already loaded (nothing changed)" in again.stdout
+    assert "unchanged: the rule's current batch" in again.stdout
     (tmp_path / "contract.yaml").write_text(CONTRACT_FROM_EVENTS)
     settled = run(tmp_path, "evaluate", "contract.yaml", "--events", "--json")
     assert settled.returncode == 0, settled.stderr
@@ -196,3 +199,30 @@ def test_a_settlement_from_events_is_recorded_and_replayed_offline_by_an_auditor
                    "--threshold", "2")  # fmt: skip
     assert verified.returncode == 0, verified.stderr
     assert "1 settlements replayed to the same trace" in verified.stdout
+
+
+def test_a_rebuild_supersedes_the_rules_earlier_episodes(tmp_path):
+    """A void of the anchor stay removes its episode: the rebuild retracts the rule's batch; an
+    episode rebuilt after new claims is the same batch; another rule's episodes are apart."""
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "events", "load", CLAIMS, "--type", "claim_line").returncode == 0
+    assert run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293").returncode == 0
+    assert run(tmp_path, "events", "build-episodes", "--name", "SEPSIS",
+               "--drg", "872").returncode == 0  # fmt: skip
+    (tmp_path / "contract.yaml").write_text(CONTRACT_FROM_EVENTS.replace(
+        "within: episode,", "within: episode, episode_rule: HF,"))  # fmt: skip
+
+    def spend() -> str:
+        result = run(tmp_path, "evaluate", "contract.yaml", "--events", "--json")
+        assert result.returncode == 0, result.stderr
+        return json.loads(result.stdout)["quantities"]["spend"]
+
+    assert spend() == "20000.00"  # HF's one episode, capped; the sepsis episodes are not HF's
+    (tmp_path / "void.csv").write_text(
+        "claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount,"
+        "claim_status,adjusted_claim_id\n274373-void,1,institutional,11221,2018-07-29,0,void,274373\n"
+    )
+    assert run(tmp_path, "events", "load", "void.csv", "--type", "claim_line").returncode == 0
+    rebuilt = run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293")
+    assert "0 episodes" in rebuilt.stdout and "retracted: " in rebuilt.stdout
+    assert spend() == "0.00"

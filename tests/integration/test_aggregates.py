@@ -34,10 +34,10 @@ START = dt.date(2018, 1, 1)
 
 def aggregate(measure, events="claim_line", field="paid_amount", where=None, cap=None,
               population=None, group_by=(), value_column=None, weight_by=None, within=None,
-              episode_cap=None):  # fmt: skip
+              episode_cap=None, episode_rule=None):  # fmt: skip
     clause = None if where is None else Clause("where", where, parse(where))
     return Aggregate(events, measure, field, clause, tuple(group_by), value_column, weight_by, cap,
-                     population, within, episode_cap)  # fmt: skip
+                     population, within, episode_cap, episode_rule)  # fmt: skip
 
 
 AGGREGATES = {
@@ -65,6 +65,7 @@ AGGREGATES = {
     "spend per episode, capped": aggregate("sum", within="episode", episode_cap="cap",
                                            group_by=["episode_id", "ms_drg_code"],
                                            value_column="actual_spend"),
+    "spend of one rule's episodes": aggregate("sum", within="episode", episode_rule="HF"),
     "episode spend of attributed members, capped": aggregate(
         "sum", within="episode", episode_cap="cap", population="attributed"),
     "risk score weighted by member months": aggregate(
@@ -136,7 +137,8 @@ def episode_batch(draw):
                      "window_start": first.isoformat(),
                      "window_end": (first + dt.timedelta(days=draw(st.integers(0, 200))))
                      .isoformat(),
-                     "ms_drg_code": draw(st.sampled_from(("469", "470", "")))})  # fmt: skip
+                     "ms_drg_code": draw(st.sampled_from(("469", "470", ""))),
+                     "rule": draw(st.sampled_from(("LEJR", "HF")))})  # fmt: skip
     return "episode", rows
 
 

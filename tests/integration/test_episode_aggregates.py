@@ -308,3 +308,19 @@ def test_sums_too_large_for_exact_integers_are_refused_not_rounded(upgraded_engi
     window = Window(dt.date(2020, 1, 1), dt.date(2020, 12, 31), dt.datetime.now(dt.UTC))
     with pytest.raises(RuleError, match="too large to compute exactly in 64-bit integers"):
         compute(upgraded_engine, spec, window, {})
+
+
+def test_an_episode_in_two_visible_batches_is_refused_not_counted_twice(upgraded_engine, tmp_path):
+    store = EventStore(upgraded_engine)
+    load(store, tmp_path, "claims.csv", "claim_line", CLAIMS)
+    for name, provider in (("first.csv", "1"), ("second.csv", "2")):  # the same id, other content
+        load(store, tmp_path, name, "episode", f"""\
+            episode_id,patient_id,window_start,window_end,provider_id
+            E1,p1,2020-02-03,2020-05-06,{provider}
+            """)  # fmt: skip
+    spec = Aggregate("claim_line", "sum", "paid_amount", None, (), None, None, None, None,
+                     "episode")  # fmt: skip
+    window = Window(dt.date(2020, 1, 1), dt.date(2020, 12, 31), dt.datetime.now(dt.UTC))
+    with pytest.raises(RuleError, match=r"episodes in more than one visible batch: E1 \(2 "
+                                        r"batches\); retract all but one"):  # fmt: skip
+        compute(upgraded_engine, spec, window, {})

@@ -148,12 +148,12 @@ def test_a_load_that_fails_after_rows_were_written_leaves_nothing(store, tmp_pat
 
 BROKEN: list[tuple[str, str, bytes, str]] = [
     ("wrong-encoding", "a.csv", (HEADER + "\nc1,1,professional,p\xe9,2018-01-05,1.00\n").encode("latin-1"), "not UTF-8"),
-    ("missing-column", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id\nc1,1,professional,p1\n", "lacks the required column(s) paid_amount"),
+    ("missing-column", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id,claim_start_date\nc1,1,professional,p1,2018-01-05\n", "lacks the required column(s) paid_amount"),
     ("exponent-amount", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,1e3\n").encode(), "column paid_amount = '1e3': not an amount"),
     ("two-points-amount", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,12.345.6\n").encode(), "'12.345.6': not an amount"),
     ("thousands-separator", "a.csv", (HEADER + '\nc1,1,professional,p1,2018-01-05,"1,234.00"\n').encode(), "'1,234.00': not an amount"),
     ("five-decimals", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,1.00001\n").encode(), "not an amount"),
-    ("negative-units", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id,paid_amount,service_unit_quantity\nc1,1,professional,p1,1.00,-2\n", "column service_unit_quantity = '-2': not a count"),
+    ("negative-units", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount,service_unit_quantity\nc1,1,professional,p1,2018-01-05,1.00,-2\n", "column service_unit_quantity = '-2': not a count"),
     ("fractional-line-number", "a.csv", (HEADER + "\nc1,1.5,professional,p1,2018-01-05,1.00\n").encode(), "claim_line_number = '1.5'"),
     ("date-out-of-range", "a.csv", (HEADER + "\nc1,1,professional,p1,1800-01-05,1.00\n").encode(), "outside 1900-01-01 to 2100-12-31"),
     ("date-not-in-calendar", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-02-30,1.00\n").encode(), "not a calendar date"),

@@ -63,7 +63,7 @@ def test_the_same_claims_in_any_order_give_the_same_file():
     forward = build_episodes(LEJR, lines).csv_bytes()
     assert forward == build_episodes(LEJR, list(reversed(lines))).csv_bytes()
     assert forward.splitlines()[0] == (
-        b"episode_id,patient_id,window_start,window_end,provider_id,anchor_claim_id,ms_drg_code"
+        b"episode_id,patient_id,window_start,window_end,provider_id,anchor_claim_id,ms_drg_code,rule"
     )
 
 
@@ -94,3 +94,21 @@ def test_a_claim_that_cannot_be_a_stay_is_refused_by_name(lines, message):
 def test_a_rule_that_cannot_be_applied_is_refused(name, drgs, days, message):
     with pytest.raises(EpisodeRuleError, match=message):
         EpisodeRule(name, frozenset(drgs), days)
+
+
+def test_the_provider_and_bill_type_do_not_depend_on_line_order_or_form():
+    lines = [stay("c1", "p1", "2020-03-02", "2020-03-05", facility_npi="2000000002"),
+             stay("c1", "p1", "2020-03-02", "2020-03-05", line=2, facility_npi="1000000001"),
+             stay("c2", "p2", "2020-03-02", "2020-03-05", bill_type="0111")]  # fmt: skip
+    forward = build_episodes(LEJR, lines).episodes
+    assert forward == build_episodes(LEJR, list(reversed(lines))).episodes
+    providers = [(e.episode_id, e.provider_id) for e in forward]
+    assert providers == [("LEJR-c1", "1000000001"), ("LEJR-c2", "1000000001")]
+
+
+def test_every_claim_that_cannot_be_a_stay_is_reported_together():
+    lines = [stay("c1", "p1", "2020-03-05", "2020-03-02"),
+             stay("c2", "p1", "2020-04-05", "2020-04-02")]  # fmt: skip
+    reported = r"2 anchor claim\(s\) cannot be a stay: claim c1: .*; claim c2: "
+    with pytest.raises(EpisodeRuleError, match=reported):
+        build_episodes(LEJR, lines)

@@ -21,7 +21,8 @@ LOOKALIKES = st.text(alphabet=st.sampled_from("0123456789٣²１ \t-.+e"), max_s
 
 def claim(**cells: str) -> dict[str, str]:
     return {"claim_id": "c1", "claim_line_number": "1", "claim_type": "professional",
-            "patient_id": "p1", "paid_amount": "1.00", **cells}  # fmt: skip
+            "patient_id": "p1", "claim_start_date": "2018-01-05", "paid_amount": "1.00",
+            **cells}  # fmt: skip
 
 
 @given(LOOKALIKES | st.text(max_size=12))
@@ -44,10 +45,12 @@ def test_a_refused_date_is_refused_every_time_it_comes():
 
 def test_rows_that_bring_their_own_columns_are_each_typed_by_them():
     typer = RowTyper(CLAIM_LINE, where="t")
-    names = ("claim_id", "claim_line_number", "claim_type", "patient_id", "paid_amount", "note")
-    first, _ = typer.type(1, names, ("c1", "1", "professional", "p1", "2.50", "x"))
+    names = ("claim_id", "claim_line_number", "claim_type", "patient_id", "claim_start_date",
+             "paid_amount", "note")  # fmt: skip
+    first, _ = typer.type(1, names, ("c1", "1", "professional", "p1", "2018-01-05", "2.50", "x"))
     names = ("note", "member_id", *reversed(names[:-1]))
-    second, _ = typer.type(2, names, ("", "m2", "3", "p2", "institutional", "2", "c2"))
+    second, _ = typer.type(2, names, ("", "m2", "3", "2018-01-06", "p2", "institutional", "2",
+                                      "c2"))  # fmt: skip
     assert first is not None and second is not None
     assert first.values["paid_amount"] == Decimal("2.50") and first.values["member_id"] is None
     assert first.extra == {"note": "x"}
@@ -63,7 +66,7 @@ VALID = {  # cells of each column's usual shapes
     "claim_line_number": ["1", "12", "0", "123456789", "01"],
     "paid_amount": ["1.00", "-3.5", "0", "99999999999.9999", "-0.0001"],
     "allowed_amount": ["", "2.5", "-0", "123456789012.5"],
-    "claim_start_date": ["", "2018-01-05", "2100-12-31"],
+    "claim_start_date": ["2018-01-05", "2100-12-31"],
     "claim_status": ["", "original", "void", "replacement"],
 }
 NEAR = {  # and near misses, some of which the row typer takes (" 2") and the chunk typer leaves
@@ -116,7 +119,8 @@ def test_the_chunk_typer_types_a_chunk_as_the_row_typer_does_or_not_at_all(rows)
 
 def test_the_chunk_typer_vouches_for_the_usual_shapes():
     rows = [("c1", "1", "professional", "p1", "99999999999.9999", "", "2018-01-05", "", "", "x"),
-            ("c2", "2", "institutional", "p2", "-0.5", "2", "", "void", "n", "")]  # fmt: skip
+            ("c2", "2", "institutional", "p2", "-0.5", "2", "2018-01-06", "void", "n", ""),
+            ]  # fmt: skip
     assert ChunkTyper(CLAIM_LINE, NAMES, places=PLACES).columns(rows) is not None
 
 

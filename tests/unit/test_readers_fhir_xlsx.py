@@ -301,6 +301,7 @@ CLAIM_HEADER = [
     "paid_amount",
     "claim_start_date",
 ]
+DAY = dt.date(2024, 1, 5)
 
 
 def test_xlsx_claim_lines_become_rows_with_iso_dates_and_text_amounts_as_written(tmp_path):
@@ -345,7 +346,9 @@ def test_xlsx_claim_lines_become_rows_with_iso_dates_and_text_amounts_as_written
 
 
 def test_a_float_amount_of_0_1_is_read_as_0_1(tmp_path):
-    path = _workbook(tmp_path / "c.xlsx", CLAIM_HEADER, ["C-1", 1, "professional", "pt-1", 0.1])
+    path = _workbook(
+        tmp_path / "c.xlsx", CLAIM_HEADER, ["C-1", 1, "professional", "pt-1", 0.1, DAY]
+    )
 
     [(_, raw)] = list(read_xlsx(path, CLAIM_LINE, {}))
 
@@ -391,13 +394,16 @@ def test_a_missing_required_column_is_a_problem_at_row_1(tmp_path):
         list(read_xlsx(path, CLAIM_LINE, {}))
 
     [problem] = _problems(error)
-    assert problem.startswith(f"{path}:1: the header lacks the required column(s) paid_amount")
+    assert problem.startswith(
+        f"{path}:1: the header lacks the required column(s) claim_start_date, paid_amount"
+    )
 
 
 def test_a_mapping_renames_the_sheets_columns(tmp_path):
-    header = ["Claim", "Line", "Type", "Member", "Paid"]
-    path = _workbook(tmp_path / "c.xlsx", header, ["C-1", 1, "professional", "pt-1", "9.99"])
+    header = ["Claim", "Line", "Type", "Member", "Paid", "From"]
+    path = _workbook(tmp_path / "c.xlsx", header, ["C-1", 1, "professional", "pt-1", "9.99", DAY])
     mapping = {
+        "claim_start_date": "From",
         "claim_id": "Claim",
         "claim_line_number": "Line",
         "claim_type": "Type",
@@ -420,7 +426,7 @@ def test_a_sheet_named_like_the_event_type_is_read_before_the_first(tmp_path):
     notes.append(["read me first"])
     claims = workbook.create_sheet("Claim_Line")
     claims.append(CLAIM_HEADER)
-    claims.append(["C-1", 1, "professional", "pt-1", "5.00"])
+    claims.append(["C-1", 1, "professional", "pt-1", "5.00", DAY])
     workbook.save(path)
 
     [(_, raw)] = list(read_xlsx(path, CLAIM_LINE, {}))
@@ -431,8 +437,8 @@ def test_a_sheet_named_like_the_event_type_is_read_before_the_first(tmp_path):
 def test_an_excel_error_or_a_value_under_no_header_is_a_problem(tmp_path):
     path = _workbook(
         tmp_path / "c.xlsx",
-        [*CLAIM_HEADER[:5], None, "note"],
-        ["C-1", 1, "professional", "#N/A", "5.00", "stray", "ok"],
+        [*CLAIM_HEADER[:6], None, "note"],
+        ["C-1", 1, "professional", "#N/A", "5.00", DAY, "stray", "ok"],
     )
 
     with pytest.raises(RuleError) as error:
@@ -440,7 +446,7 @@ def test_an_excel_error_or_a_value_under_no_header_is_a_problem(tmp_path):
 
     assert _problems(error) == [
         f"{path}:2: patient_id holds #N/A, an Excel error, not a value",
-        f"{path}:2: column F has a value but no header",
+        f"{path}:2: column G has a value but no header",
     ]
 
 
@@ -467,8 +473,8 @@ def test_any_amount_of_at_most_4_decimals_stored_as_a_float_reads_back_exactly(
     tmp_path_factory, amounts
 ):
     # 15 integer-and-decimal digits at most: what Excel keeps of a typed number.
-    rows = [["C", n, "professional", "pt", float(a)] for n, a in enumerate(amounts, start=1)]
-    path = _workbook(tmp_path_factory.mktemp("xlsx") / "c.xlsx", CLAIM_HEADER[:5], *rows)
+    rows = [["C", n, "professional", "pt", float(a), DAY] for n, a in enumerate(amounts, start=1)]
+    path = _workbook(tmp_path_factory.mktemp("xlsx") / "c.xlsx", CLAIM_HEADER, *rows)
 
     read = [Decimal(raw["paid_amount"]) for _, raw in read_xlsx(path, CLAIM_LINE, {})]
 
