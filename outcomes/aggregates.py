@@ -396,7 +396,7 @@ def _lookup_problem(aggregate: Aggregate, count: int) -> str:
     what = f"{aggregate.events} events" + (f" where {aggregate.where.source}" if aggregate.where
                                            else "")  # fmt: skip
     if count == 0:
-        return f"no {what} in the period: a value lookup needs exactly one"
+        return f"no {what} with a {aggregate.field} in the period: a value lookup needs exactly one"
     return f"{count} {what} in the period: a value lookup needs exactly one"
 
 

@@ -64,7 +64,8 @@ def comparison(expr: Expr, fields: Collection[str]) -> Comparison | None:
 
 
 def check_filter(expr: Expr, fields: Collection[str]) -> None:
-    """Raise FilterError if any part of the filter is not a shape Settle computes."""
+    """Raise FilterError if any part of the filter is not a shape Settle computes. (Types are the
+    type checker's: text, for one, is only compared for equality.)"""
     match expr:
         case Boolean():
             return

@@ -206,7 +206,7 @@ def test_a_lookup_that_finds_none_or_several_says_so(upgraded_engine, tmp_path):
     lookup = next(i.aggregate for i in version.contract.inputs if i.name == "readmission_rate")
     window = Window(dt.date(2020, 1, 1), dt.date(2020, 12, 31), dt.datetime.now(dt.UTC))
     with pytest.raises(RuleError, match='no quality_result events where measure_id == '
-                                        '"readmission" in the period'):  # fmt: skip
+                                        '"readmission" with a score in the period'):  # fmt: skip
         compute(upgraded_engine, lookup, window, {})
     load(store, tmp_path, "q.csv", "quality_result", """\
         measure_id,provider_id,period_start,period_end,score

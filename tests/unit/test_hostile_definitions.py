@@ -430,6 +430,12 @@ CASES = [
         (1, 1),
     ),
     case(
+        "aggregate-filter-on-arithmetic",
+        aggregate(events="claim_line", measure="sum", field="paid_amount",
+                  where="paid_amount + 1 > 100"),
+        "a filter compares an event field with a literal", "inputs.{name}.aggregate.where", None,
+    ),
+    case(
         "aggregate-within-episodes-of-eligibility",
         aggregate(events="eligibility", measure="member_months", within="episode"),
         "within: episode sums a money field of claim lines", "inputs.{name}.aggregate.within",
