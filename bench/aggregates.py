@@ -26,7 +26,6 @@ import argparse
 import csv
 import dataclasses
 import datetime as dt
-import secrets
 import sqlite3
 import statistics
 import sys
@@ -37,20 +36,17 @@ from collections.abc import Callable, Iterator
 from decimal import Decimal
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
 import duckdb  # noqa: E402
-import psycopg  # noqa: E402
-from psycopg import sql  # noqa: E402
 from sqlalchemy import Date, Engine, bindparam, event, text  # noqa: E402
 from sqlalchemy.exc import OperationalError  # noqa: E402
 
 from api.database import UtcDateTime, engine_from_url, utc_now  # noqa: E402
 from api.schema import upgrade_to_head  # noqa: E402
-from bench.events import FIXTURE, TUVA, build_claims  # noqa: E402
+from bench.events import FIXTURE, TUVA, build_claims, drop_schema, fresh_schema  # noqa: E402
 from contracts.model import Aggregate  # noqa: E402
 from contracts.validate import load_contract_file  # noqa: E402
 from outcomes.aggregates import Window, compile_aggregate, compute  # noqa: E402
@@ -509,11 +505,7 @@ def main() -> None:
               f"DuckDB measured in {time.perf_counter() - began:.0f} s")  # fmt: skip
 
         results, plans = [], []
-        schema = f"settle_bench_{secrets.token_hex(6)}"
-        with psycopg.connect(arguments.postgres, autocommit=True) as admin:
-            admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-        separator = "&" if "?" in arguments.postgres else "?"
-        url = f"{arguments.postgres}{separator}options={quote(f'-csearch_path={schema}')}"
+        schema, url = fresh_schema(arguments.postgres)
         try:
             sqlite = f"sqlite:///{folder / 'settle.db'}"
             for database, where in (("PostgreSQL", url), ("SQLite", sqlite)):
@@ -527,8 +519,7 @@ def main() -> None:
                 results += measured
                 plans += explained
         finally:
-            with psycopg.connect(arguments.postgres, autocommit=True) as admin:
-                admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
+            drop_schema(arguments.postgres, schema)
 
     for result in results:
         assert result.value is None or result.value == duckdb_values[result.aggregate], (
