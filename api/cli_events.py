@@ -25,7 +25,7 @@ from outcomes.aggregates import Window, anchor_lines, compile_aggregate, compute
 from outcomes.episodes import EpisodeRule, build_episodes
 from outcomes.events import EVENT_TYPES
 from outcomes.readers import read_mapping
-from outcomes.store import Batch, EventStore
+from outcomes.store import Batch, EventStore, EventStoreError
 from rules.errors import Problem, RuleError
 from rules.values import RowSet, Value
 
@@ -183,12 +183,26 @@ def build_episodes_command(
         if dry_run:
             click.echo("nothing loaded (dry run)")
             return
+        for batch_id in current:
+            built_as_of = store.batch(batch_id).source_as_of
+            if built_as_of is not None and built_as_of > cutoff:
+                raise EventStoreError(
+                    f"the rule's current batch {batch_id[:16]}… was built from the claims as of "
+                    f"{built_as_of.isoformat()}, later than {cutoff.isoformat()}: a rebuild from "
+                    "earlier claims would replace newer episodes (use --dry-run or --out to look)"
+                )
         loaded = None
         if built.episodes:
             with tempfile.TemporaryDirectory() as folder:
                 path = Path(folder) / f"episodes-{name}-as-of-{cutoff:%Y%m%dT%H%M%SZ}.csv"
                 path.write_bytes(content)
                 loaded = store.load(path, "episode", source_as_of=cutoff).batch
+            if loaded.retracted_at is not None:  # the same cutoff built these once, since retracted
+                raise EventStoreError(
+                    f"these episodes, built from the claims as of {cutoff.isoformat()}, were "
+                    f"loaded as batch {loaded.batch_id[:16]}… and retracted "
+                    f"({loaded.retraction_reason}); build them as of a later time"
+                )
             click.echo(f"loaded: {_line(loaded)}")
         why = (f"superseded by episodes batch {loaded.batch_id[:16]}…" if loaded
                else "rebuilt: no episodes") + f" (claims as of {cutoff.isoformat()})"  # fmt: skip

@@ -226,3 +226,19 @@ def test_a_rebuild_supersedes_the_rules_earlier_episodes(tmp_path):
     rebuilt = run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293")
     assert "0 episodes" in rebuilt.stdout and "retracted: " in rebuilt.stdout
     assert spend() == "0.00"
+
+
+def test_a_rebuild_from_earlier_claims_than_the_current_batch_is_refused(tmp_path):
+    assert run(tmp_path, "db", "upgrade").returncode == 0
+    assert run(tmp_path, "events", "load", CLAIMS, "--type", "claim_line").returncode == 0
+    time.sleep(1.1)
+    earlier = dt.datetime.now(dt.UTC).strftime("%Y-%m-%dT%H:%M:%S")
+    time.sleep(1.1)
+    assert run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293").returncode == 0
+    again = run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293", "--days",
+                "30", "--as-of", earlier)  # fmt: skip
+    assert again.returncode == 2
+    assert "a rebuild from earlier claims would replace newer episodes" in again.stderr
+    future = run(tmp_path, "events", "build-episodes", "--name", "HF", "--drg", "293",
+                 "--as-of", "2999-01-01")  # fmt: skip
+    assert future.returncode == 2 and "is in the future" in future.stderr
