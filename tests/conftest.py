@@ -6,9 +6,10 @@ with CI set, an unreachable PostgreSQL fails the run instead of skipping.
 
 from __future__ import annotations
 
+import datetime as dt
 import os
 import secrets
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from urllib.parse import quote
 
@@ -58,15 +59,34 @@ def schema_url(server_url: str, schema: str) -> str:
     return f"{server_url}{separator}options={quote(f'-csearch_path={schema}')}"
 
 
-@pytest.fixture
-def postgres_url(postgres_schema: str) -> Iterator[str]:
-    """A URL into this session's schema, emptied first so each test starts from nothing."""
+def _emptied(schema: str) -> str:
+    """This session's schema emptied, and the URL into it."""
     server_url = _postgres_server_url()
     with _admin_connection(server_url) as connection:
-        schema = sql.Identifier(postgres_schema)
-        connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(schema))
-        connection.execute(sql.SQL("CREATE SCHEMA {}").format(schema))
-    yield schema_url(server_url, postgres_schema)
+        named = sql.Identifier(schema)
+        connection.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(named))
+        connection.execute(sql.SQL("CREATE SCHEMA {}").format(named))
+    return schema_url(server_url, schema)
+
+
+@pytest.fixture
+def postgres_url(postgres_schema: str) -> str:
+    """A URL into this session's schema, emptied first so each test starts from nothing."""
+    return _emptied(postgres_schema)
+
+
+@pytest.fixture
+def empty_database(tmp_path: Path, request: pytest.FixtureRequest) -> Callable[[str], str]:
+    """A function that gives an empty database on a backend ("sqlite" or "postgres") at each
+    call, for a test that needs many (a property test, an example each): a new SQLite file, or
+    this session's PostgreSQL schema emptied again."""
+
+    def empty(backend: str) -> str:
+        if backend == "sqlite":
+            return f"sqlite:///{tmp_path / f'{secrets.token_hex(4)}.db'}"
+        return _emptied(request.getfixturevalue("postgres_schema"))
+
+    return empty
 
 
 @pytest.fixture
@@ -88,3 +108,26 @@ def upgraded_engine(database_url: str) -> Iterator[Engine]:
     upgrade_to_head(engine)
     yield engine
     engine.dispose()
+
+
+class ManualClock:
+    """A clock for stores that moves a minute at each reading, from 2026-01-01 UTC: a test then
+    knows when each batch was learned and can read as of any moment between."""
+
+    def __init__(self) -> None:
+        self.now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
+
+    def __call__(self) -> dt.datetime:
+        self.now += dt.timedelta(minutes=1)
+        return self.now
+
+
+@pytest.fixture
+def new_clock() -> type[ManualClock]:
+    """Makes a new clock at each call (a property test needs one an example)."""
+    return ManualClock
+
+
+@pytest.fixture
+def clock() -> ManualClock:
+    return ManualClock()

@@ -6,15 +6,12 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import os
-import secrets
 import tempfile
 from pathlib import Path
 
-import psycopg
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from psycopg import sql
 
 from api.database import engine_from_url
 from api.schema import upgrade_to_head
@@ -195,31 +192,6 @@ def outcome(function, *arguments):
         return [p.message for p in error.problems]
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        self.now += dt.timedelta(minutes=1)
-        return self.now
-
-
-def fresh_database(backend: str, folder: Path) -> str:
-    if backend == "sqlite":
-        return f"sqlite:///{folder / f'{secrets.token_hex(4)}.db'}"
-    schema = f"settle_agg_{secrets.token_hex(5)}"
-    with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
-        admin.execute(sql.SQL("CREATE SCHEMA {}").format(sql.Identifier(schema)))
-    return f"postgresql://postgres@127.0.0.1:5432/test?options=-csearch_path%3D{schema}"
-
-
-def drop(url: str) -> None:
-    if "search_path" in url:
-        schema = url.rsplit("%3D", 1)[1]
-        with psycopg.connect("postgresql://postgres@127.0.0.1:5432/test", autocommit=True) as admin:
-            admin.execute(sql.SQL("DROP SCHEMA {} CASCADE").format(sql.Identifier(schema)))
-
-
 @pytest.mark.parametrize(
     "backend", ["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)]
 )
@@ -229,14 +201,13 @@ def drop(url: str) -> None:
     suppress_health_check=[HealthCheck.function_scoped_fixture],
 )
 @given(history=histories())
-def test_the_sql_aggregates_equal_the_reference(backend, history, postgres_schema):
+def test_the_sql_aggregates_equal_the_reference(backend, history, empty_database, new_clock):
     batches, retract, (start, end, contract), cutoff, cap = history
     with tempfile.TemporaryDirectory() as folder:
-        url = fresh_database(backend, Path(folder))
-        engine = engine_from_url(url)
+        engine = engine_from_url(empty_database(backend))
         try:
             upgrade_to_head(engine)
-            clock = Clock()
+            clock = new_clock()
             store = EventStore(engine, clock=clock)
             known, loaded = [], []
             for number, (kind, rows) in enumerate(batches):
@@ -266,4 +237,3 @@ def test_the_sql_aggregates_equal_the_reference(backend, history, postgres_schem
                 assert computed == expected, name
         finally:
             engine.dispose()
-            drop(url)

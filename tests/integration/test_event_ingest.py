@@ -23,22 +23,6 @@ TUVA = Path(__file__).resolve().parents[2] / "fixtures" / "tuva"
 HEADER = "claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount"
 
 
-class Clock:
-    """A clock the test moves by hand."""
-
-    def __init__(self) -> None:
-        self.now = dt.datetime(2026, 1, 1, tzinfo=dt.UTC)
-
-    def __call__(self) -> dt.datetime:
-        self.now += dt.timedelta(minutes=1)
-        return self.now
-
-
-@pytest.fixture
-def clock():
-    return Clock()
-
-
 @pytest.fixture
 def store(upgraded_engine, clock):
     return EventStore(upgraded_engine, clock=clock)
