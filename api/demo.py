@@ -18,6 +18,7 @@ import click
 from api.database import engine_from_url
 from api.schema import upgrade_to_head
 from contracts.cases import evaluate_case, read_cases
+from contracts.evaluation import parameter_values
 from contracts.explain import explain
 from contracts.validate import load_contract_file
 from ledger.checkpoint import Policy
@@ -120,7 +121,9 @@ def _events(folder: Path) -> None:
         store.load(episodes, "episode", source_as_of=now)
         click.echo(f"   {HEART_FAILURE.describe()}: {len(built.episodes)} episode(s) built from "
                    f"the claims ({episodes})")  # fmt: skip
-        capitation = load_contract_file(TEMPLATES / "capitation.yaml").contract
+        version = load_contract_file(TEMPLATES / "capitation.yaml")
+        capitation = version.contract
+        parameters = parameter_values(version, {}, None)
         window = Window(dt.date(2018, 1, 1), dt.date(2018, 12, 31), dt.datetime.now(dt.UTC),
                         capitation.id)  # fmt: skip
         click.echo(f"   {capitation.id} inputs for 2018, computed in the database:")
@@ -129,7 +132,7 @@ def _events(folder: Path) -> None:
                 "claim_line",
                 "eligibility",
             ):
-                value = compute(engine, item.aggregate, window, {})
+                value = compute(engine, item.aggregate, window, parameters)
                 click.echo(f"     {item.name} = {value}")
     finally:
         engine.dispose()

@@ -58,9 +58,11 @@ from sqlalchemy.exc import DataError, OperationalError
 from sqlalchemy.sql import Select
 
 from contracts.model import Aggregate
+from outcomes.catalog import WEIGHT_BY_MEMBER_MONTHS
 from outcomes.episodes import ANCHOR_FIELDS, EpisodeRule
 from outcomes.events import EVENT_TYPES, EventType
 from outcomes.filters import (
+    OPERATORS,
     Comparison,
     FilterError,
     comparison,
@@ -212,7 +214,7 @@ def _parts(aggregate: Aggregate, kind: EventType, table: Any, window: Window) ->
 def _weight(aggregate: Aggregate, kind: EventType, table: Any, window: Window) -> Any:
     """Each event's weight: a field of its own, or the distinct months its person was eligible
     inside both the event's span and the period."""
-    if aggregate.weight_by != "member_months":
+    if aggregate.weight_by != WEIGHT_BY_MEMBER_MONTHS:
         return table.c[aggregate.weight_by or ""]
     first, last = SPANS[kind.name]
     spans = EVENT_TABLES["eligibility"].alias("eligible")
@@ -509,7 +511,7 @@ def _sql_comparison(
     if found.other is not None:
         other = table.c[found.other]
         present = and_(column.is_not(None), other.is_not(None))
-        compared = _COMPARE[found.op](column, other)
+        compared = OPERATORS[found.op](column, other)
         return or_(~present, compared) if found.op == "!=" else and_(present, compared)
     scale = _scale_of(kind.fields[found.field])
     if found.op == "in":
@@ -524,7 +526,7 @@ def _sql_comparison(
         if isinstance(exact, bool):  # no stored amount can equal a finer value
             return true() if exact else false()
         op, bound = exact
-    compared = _COMPARE[op](column, literal(bound))
+    compared = OPERATORS[op](column, literal(bound))
     return or_(column.is_(None), compared) if op == "!=" else and_(column.is_not(None), compared)
 
 
@@ -532,12 +534,6 @@ def _scale_of(kind: object) -> Decimal | None:
     if kind == MONEY:
         return MONEY_SCALE
     return SCORE_SCALE if kind == SCORE else None
-
-
-_COMPARE = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-}  # fmt: skip
 
 
 # The reference: the same semantics over plain rows -------------------------------------------
@@ -646,7 +642,7 @@ def _reference_weight(
     window: Window,
     visible: Sequence[Known],
 ) -> Decimal | None:
-    if aggregate.weight_by != "member_months":
+    if aggregate.weight_by != WEIGHT_BY_MEMBER_MONTHS:
         weight = row.get(aggregate.weight_by or "")
         return None if weight is None else Decimal(weight)
     first, last = SPANS[kind.name]

@@ -80,7 +80,7 @@ class Episode:
 
     def row(self) -> dict[str, str]:
         """As the episode event type's columns, text."""
-        return {name: _text(getattr(self, name)) for name in EPISODE_COLUMNS}
+        return {name: cell_text(getattr(self, name)) for name in EPISODE_COLUMNS}
 
 
 @dataclass(frozen=True, slots=True)
@@ -204,7 +204,8 @@ def _stay(claim_id: str, lines: Sequence[Mapping[str, Any]]) -> _Stay:
     return _Stay(claim_id, people.pop(), min(starts), max(ends), provider, drg)
 
 
-def _text(value: Any) -> str:
+def cell_text(value: Any) -> str:
+    """A value as an episode file's cell: empty for none, ISO for a date."""
     if value is None:
         return ""
     if isinstance(value, dt.date):

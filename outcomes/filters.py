@@ -16,6 +16,7 @@ that have no MS-DRG, as a payer writing "everything but DRG 470" means.
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from decimal import Decimal
@@ -25,6 +26,14 @@ from rules.syntax import Binary, Boolean, Call, Expr, MemberOf, Name, Number, Te
 from rules.values import iso_date
 
 COMPARISONS = ("==", "!=", "<", "<=", ">", ">=")
+OPERATORS = {
+    "==": operator.eq,
+    "!=": operator.ne,
+    "<": operator.lt,
+    "<=": operator.le,
+    ">": operator.gt,
+    ">=": operator.ge,
+}  # on values, and on SQLAlchemy columns alike
 FLIPPED = {"==": "==", "!=": "!=", "<": ">", "<=": ">=", ">": "<", ">=": "<="}
 SHAPE = ("a filter compares an event field with a literal, a parameter or another field "
          "(field == value, value < field, field in (…)), joined by and/or/not")  # fmt: skip
@@ -96,7 +105,7 @@ def holds(op: str, value: Any, other: Any) -> bool:
     """`value op other` for present values, a missing one equalling nothing."""
     if value is None or other is None:
         return op == "!="
-    return bool(_PYTHON[op](value, other))
+    return bool(OPERATORS[op](value, other))
 
 
 def _operand(expr: Expr, fields: Collection[str]) -> Expr:
@@ -106,12 +115,6 @@ def _operand(expr: Expr, fields: Collection[str]) -> Expr:
         case Name(name=name) if name not in fields:
             return expr  # a parameter
     raise FilterError(SHAPE)
-
-
-_PYTHON = {
-    "==": lambda a, b: a == b, "!=": lambda a, b: a != b, "<": lambda a, b: a < b,
-    "<=": lambda a, b: a <= b, ">": lambda a, b: a > b, ">=": lambda a, b: a >= b,
-}  # fmt: skip
 
 
 def scaled_bounds(op: str, scaled: Decimal) -> tuple[str, int] | bool:

@@ -46,7 +46,7 @@ from sqlalchemy import (
 
 from api.database import UtcDateTime, utc_now
 from outcomes.columns import ChunkTyper, extra_text
-from outcomes.episodes import EPISODE_COLUMNS
+from outcomes.episodes import EPISODE_COLUMNS, cell_text
 from outcomes.events import EVENT_TYPES, EventType
 from outcomes.events import Column as EventColumn
 from outcomes.parse import RowTyper, TypedRow, row_problem
@@ -321,7 +321,7 @@ class EventStore:
         )
         with self.engine.connect() as connection:
             for batch_id, *values in connection.execute(query):
-                found.setdefault(batch_id, set()).add(tuple(_episode_text(v) for v in values))
+                found.setdefault(batch_id, set()).add(tuple(cell_text(v) for v in values))
         return {batch_id: frozenset(rows) for batch_id, rows in found.items()}
 
     # Reading ---------------------------------------------------------------------------------
@@ -334,12 +334,6 @@ class EventStore:
         with self.engine.connect() as connection:
             for row in connection.execute(query.order_by(table.c.batch_id, table.c.row_number)):
                 yield {c.name: from_database(c.type, getattr(row, c.name)) for c in kind.columns}
-
-
-def _episode_text(value: Any) -> str:
-    if value is None:
-        return ""
-    return value.isoformat() if isinstance(value, dt.date) else str(value)
 
 
 def live_batches() -> Select[Any]:
