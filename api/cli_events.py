@@ -7,7 +7,6 @@ Thin: each opens the configured database and calls `outcomes.store`; large loads
 from __future__ import annotations
 
 import datetime as dt
-import tempfile
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from pathlib import Path
@@ -25,7 +24,7 @@ from outcomes.aggregates import Window, anchor_lines, compile_aggregate, compute
 from outcomes.episodes import EpisodeRule, build_episodes
 from outcomes.events import EVENT_TYPES
 from outcomes.readers import read_mapping
-from outcomes.store import Batch, EventStore, EventStoreError
+from outcomes.store import Batch, EventStore
 from rules.errors import Problem, RuleError
 from rules.values import RowSet, Value
 
@@ -170,47 +169,22 @@ def build_episodes_command(
                    "stays inside a running episode")  # fmt: skip
         for stay in built.absorbed:
             click.echo(f"  claim {stay.anchor_claim_id} falls inside episode {stay.episode_id}")
-        content = built.csv_bytes(claims_as_of=cutoff)
         if out is not None:
-            Path(out).write_bytes(content)
+            Path(out).write_bytes(built.csv_bytes(claims_as_of=cutoff))
             click.echo(f"wrote {out}")
-        current = store.live_episodes(name)
-        if list(current.values()) == [built.rows()]:
-            (batch_id,) = current
-            click.echo(f"unchanged: the rule's current batch {batch_id[:16]}… holds these "
-                       "episodes; nothing loaded")  # fmt: skip
-            return
         if dry_run:
             click.echo("nothing loaded (dry run)")
             return
-        for batch_id in current:
-            built_as_of = store.batch(batch_id).source_as_of
-            if built_as_of is not None and built_as_of > cutoff:
-                raise EventStoreError(
-                    f"the rule's current batch {batch_id[:16]}… was built from the claims as of "
-                    f"{built_as_of.isoformat()}, later than {cutoff.isoformat()}: a rebuild from "
-                    "earlier claims would replace newer episodes (use --dry-run or --out to look)"
-                )
-        loaded = None
-        if built.episodes:
-            with tempfile.TemporaryDirectory() as folder:
-                path = Path(folder) / f"episodes-{name}-as-of-{cutoff:%Y%m%dT%H%M%SZ}.csv"
-                path.write_bytes(content)
-                loaded = store.load(path, "episode", source_as_of=cutoff).batch
-            if loaded.retracted_at is not None:  # the same cutoff built these once, since retracted
-                raise EventStoreError(
-                    f"these episodes, built from the claims as of {cutoff.isoformat()}, were "
-                    f"loaded as batch {loaded.batch_id[:16]}… and retracted "
-                    f"({loaded.retraction_reason}); build them as of a later time"
-                )
-            click.echo(f"loaded: {_line(loaded)}")
-        why = (f"superseded by episodes batch {loaded.batch_id[:16]}…" if loaded
-               else "rebuilt: no episodes") + f" (claims as of {cutoff.isoformat()})"  # fmt: skip
-        for batch_id in sorted(current):
-            if loaded is None or batch_id != loaded.batch_id:
-                click.echo(f"retracted: {_line(store.retract(batch_id, reason=why))}")
-        if loaded is None and not current:
-            click.echo("nothing loaded: no episodes")
+        done = store.rebuild_episodes(built, cutoff)
+    if done.unchanged is not None:
+        click.echo(f"unchanged: the rule's current batch {done.unchanged.batch_id[:16]}… holds "
+                   "these episodes; nothing loaded")  # fmt: skip
+    if done.loaded is not None:
+        click.echo(f"loaded: {_line(done.loaded)}")
+    for batch in done.retracted:
+        click.echo(f"retracted: {_line(batch)}")
+    if done.unchanged is None and done.loaded is None and not done.retracted:
+        click.echo("nothing loaded: no episodes")
 
 
 def _cutoff(as_of: dt.datetime | None) -> dt.datetime:

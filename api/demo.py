@@ -117,8 +117,8 @@ def _events(folder: Path) -> None:
         now = dt.datetime.now(dt.UTC)
         built = build_episodes(HEART_FAILURE, anchor_lines(engine, HEART_FAILURE, now))
         episodes = folder / "episodes-HF.csv"
-        episodes.write_bytes(built.csv_bytes())
-        store.load(episodes, "episode", source_as_of=now)
+        episodes.write_bytes(built.csv_bytes(claims_as_of=now))
+        store.rebuild_episodes(built, now)
         click.echo(f"   {HEART_FAILURE.describe()}: {len(built.episodes)} episode(s) built from "
                    f"the claims ({episodes})")  # fmt: skip
         version = load_contract_file(TEMPLATES / "capitation.yaml")

@@ -13,6 +13,7 @@ import datetime as dt
 import hashlib
 import json
 import sqlite3
+import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass
@@ -46,7 +47,7 @@ from sqlalchemy import (
 
 from api.database import UtcDateTime, utc_now
 from outcomes.columns import ChunkTyper, extra_text
-from outcomes.episodes import EPISODE_COLUMNS, cell_text
+from outcomes.episodes import EPISODE_COLUMNS, Built, cell_text
 from outcomes.events import EVENT_TYPES, EventType
 from outcomes.events import Column as EventColumn
 from outcomes.parse import RowTyper, TypedRow, row_problem
@@ -114,6 +115,16 @@ Index("ix_events_claim_line_patient_id", EVENT_TABLES["claim_line"].c.patient_id
 _adjusted = EVENT_TABLES["claim_line"].c.adjusted_claim_id
 Index("ix_events_claim_line_adjusted_claim_id", _adjusted,
       sqlite_where=_adjusted.is_not(None), postgresql_where=_adjusted.is_not(None))  # fmt: skip
+
+
+@dataclass(frozen=True, slots=True)
+class EpisodeRebuild:
+    """What rebuilding a rule's episodes did: nothing (the current batch holds them), or loaded a
+    batch (none if there are no episodes) and retracted the rule's earlier ones."""
+
+    unchanged: Batch | None = None
+    loaded: Batch | None = None
+    retracted: tuple[Batch, ...] = ()
 
 
 class EventStoreError(SettleError):
@@ -309,6 +320,41 @@ class EventStore:
         )
         return Batch(row.batch_id, row.event_type, row.source, row.learned_at, row.source_as_of,
                      int(count or 0), row.retracted_at, row.reason or "")  # fmt: skip
+
+    def rebuild_episodes(self, built: Built, claims_as_of: dt.datetime) -> EpisodeRebuild:
+        """Make `built` the current batch of its rule: nothing if the rule's current batch holds
+        exactly these episodes; else load them (the claims' cutoff is in the content, so it never
+        collides with a retracted batch) and retract the rule's earlier batches, saying why.
+        A rebuild from claims older than the current batch's is refused."""
+        rule = built.rule.name
+        current = self.live_episodes(rule)
+        if list(current.values()) == [built.rows()]:
+            return EpisodeRebuild(unchanged=self.batch(next(iter(current))))
+        for batch_id in current:
+            built_as_of = self.batch(batch_id).source_as_of
+            if built_as_of is not None and built_as_of > claims_as_of:
+                raise EventStoreError(
+                    f"the rule's current batch {batch_id[:16]}… was built from the claims as of "
+                    f"{built_as_of.isoformat()}, later than {claims_as_of.isoformat()}: a rebuild "
+                    "from earlier claims would replace newer episodes"
+                )
+        loaded = None
+        if built.episodes:
+            with tempfile.TemporaryDirectory() as folder:
+                path = Path(folder) / f"episodes-{rule}-as-of-{claims_as_of:%Y%m%dT%H%M%SZ}.csv"
+                path.write_bytes(built.csv_bytes(claims_as_of=claims_as_of))
+                loaded = self.load(path, "episode", source_as_of=claims_as_of).batch
+            if loaded.retracted_at is not None:  # built from this cutoff once, since retracted
+                raise EventStoreError(
+                    f"these episodes, built from the claims as of {claims_as_of.isoformat()}, "
+                    f"were loaded as batch {loaded.batch_id[:16]}… and retracted "
+                    f"({loaded.retraction_reason}); build them as of a later time"
+                )
+        what = f"superseded by episodes batch {loaded.batch_id[:16]}…" if loaded else "no episodes"
+        why = f"{what} (rebuilt from the claims as of {claims_as_of.isoformat()})"
+        retracted = tuple(self.retract(batch_id, reason=why) for batch_id in sorted(current)
+                          if loaded is None or batch_id != loaded.batch_id)  # fmt: skip
+        return EpisodeRebuild(loaded=loaded, retracted=retracted)
 
     def live_episodes(self, rule: str) -> dict[str, frozenset[tuple[str, ...]]]:
         """The never-retracted batches holding episodes of `rule`, each with its episodes as text
