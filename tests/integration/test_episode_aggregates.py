@@ -324,3 +324,29 @@ def test_an_episode_in_two_visible_batches_is_refused_not_counted_twice(upgraded
     with pytest.raises(RuleError, match=r"episodes in more than one visible batch: E1 \(2 "
                                         r"batches\); retract all but one"):  # fmt: skip
         compute(upgraded_engine, spec, window, {})
+
+
+def test_rebuilding_a_rules_episodes_supersedes_its_batch_or_does_nothing(
+    upgraded_engine, tmp_path
+):
+    store = EventStore(upgraded_engine)
+    load(store, tmp_path, "claims.csv", "claim_line", CLAIMS)
+    rule = EpisodeRule("LEJR", frozenset({"469", "470"}), 90)
+
+    def rebuild():
+        now = dt.datetime.now(dt.UTC)
+        return store.rebuild_episodes(build_episodes(rule, anchor_lines(upgraded_engine, rule,
+                                                                        now)), now)  # fmt: skip
+
+    first = rebuild()
+    assert first.loaded is not None and first.loaded.rows == 2 and not first.retracted
+    assert rebuild().unchanged == first.loaded  # the same episodes: nothing loaded
+    load(store, tmp_path, "void.csv", "claim_line", """\
+        claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount,claim_status,adjusted_claim_id
+        a2v,1,institutional,p2,2020-08-20,0,void,a2
+        """)  # fmt: skip
+    second = rebuild()
+    assert second.loaded is not None and second.loaded.rows == 1
+    assert [b.batch_id for b in second.retracted] == [first.loaded.batch_id]
+    assert "superseded by episodes batch" in second.retracted[0].retraction_reason
+    assert list(store.live_episodes("LEJR")) == [second.loaded.batch_id]
