@@ -11,8 +11,10 @@ from __future__ import annotations
 import csv
 import io
 import json
+import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
+from itertools import count, islice
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,8 @@ MAX_LINE = 1_000_000  # characters in one row
 Reader = Callable[[Path, EventType, Mapping[str, str]], Iterator[tuple[int, dict[str, Any]]]]
 EXTRA_READERS: dict[str, Reader] = {}  # more formats register here (FHIR, XLSX)
 FORMATS = ("csv", "jsonl")
+# Rows read at once: (row numbers, each row's column names, each row's cells).
+Chunk = tuple[list[int], list[tuple[str, ...]], list[Sequence[str | None]]]
 
 
 def format_of(path: Path) -> str:
@@ -49,18 +53,20 @@ def read_rows(
     path: Path, event_type: EventType, *, mapping: Mapping[str, str] | None = None
 ) -> Iterator[tuple[int, dict[str, Any]]]:
     """The file's rows, numbered as a person counts them (the CSV header is row 1)."""
-    for number, names, cells in read_cells(path, event_type, mapping=mapping):
-        yield number, dict(zip(names, cells, strict=True))
+    for chunk in read_chunks(path, event_type, mapping=mapping):
+        for number, names, cells in zip(*chunk, strict=True):
+            yield number, dict(zip(names, cells, strict=True))
 
 
-def read_cells(
-    path: Path, event_type: EventType, *, mapping: Mapping[str, str] | None = None
-) -> Iterator[tuple[int, tuple[str, ...], Sequence[str | None]]]:
-    """The rows as (row number, column names, cells in that order, each text or None): what
-    `read_rows` gives, without a dict per row. The rows of a CSV share one tuple of names."""
+def read_chunks(
+    path: Path, event_type: EventType, *, mapping: Mapping[str, str] | None = None, size: int = 500
+) -> Iterator[Chunk]:
+    """The rows, up to `size` at a time, as (row numbers, each row's column names, each row's
+    cells in that order, text or None): what `read_rows` gives, without a dict per row. The rows
+    of a CSV share one tuple of names, and are read a chunk at a time by the csv module."""
     kind = format_of(path)
     if kind == "csv":
-        yield from _csv_cells(path, event_type, mapping or {})
+        yield from _csv_chunks(path, event_type, mapping or {}, size)
         return
     if kind == "jsonl":
         rows = _jsonl_rows(path, mapping or {})
@@ -70,43 +76,80 @@ def read_cells(
         known = ", ".join(f".{f}" for f in (*FORMATS, *EXTRA_READERS))
         message = f"unknown file format '.{kind}'; Settle reads {known}"
         raise RuleError([Problem(str(path), message)])
-    for number, row in rows:  # text or None already; str() holds any reader to it
-        yield number, tuple(row), tuple(None if v is None else str(v) for v in row.values())
+    # Text or None already; str() holds any reader to it.
+    cells = ((n, tuple(row), tuple(None if v is None else str(v) for v in row.values()))
+             for n, row in rows)  # fmt: skip
+    while some := list(islice(cells, size)):
+        numbers, names, values = zip(*some, strict=True)
+        yield list(numbers), list(names), list(values)
 
 
-def _csv_cells(
-    path: Path, event_type: EventType, mapping: Mapping[str, str]
-) -> Iterator[tuple[int, tuple[str, ...], list[str]]]:
+def _csv_chunks(
+    path: Path, event_type: EventType, mapping: Mapping[str, str], size: int
+) -> Iterator[Chunk]:
+    """Each chunk is read by the csv module in C: rows paired with their numbers by `zip` with a
+    counter, which does not move on a row that fails, so it names that row."""
     where = str(path)
     csv.field_size_limit(MAX_LINE)
     with path.open("rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
         reader = csv.reader(text, strict=True)
-        number = 0
+        counter = count(2)
         try:
             header = next(reader, None)
-            number = 1
             if header is None:
                 raise _fault(where, 0, "the file is empty")
             columns = _checked_header(where, header, event_type, mapping)
             names = tuple(columns.get(name, name) for name in header)
-            for number, cells in enumerate(reader, start=2):
-                if len(cells) != len(header):
-                    if number > 1 and not any(cells):
-                        continue  # a blank line
-                    raise _fault(
-                        where,
-                        number,
-                        f"has {len(cells)} fields, the header has {len(header)} (a truncated or "
-                        "misquoted row?)",
-                    )
-                yield number, names, cells
+            numbered = zip(reader, counter, strict=False)  # the counter never ends
+            width = len(header)
+            while some := list(islice(numbered, size)):
+                rows, numbers = map(list, zip(*some, strict=True))
+                if not min(map(len, rows)) == max(map(len, rows)) == width:
+                    numbers, rows = _whole_rows(where, width, numbers, rows)
+                yield numbers, [names] * len(rows), rows
         except UnicodeDecodeError as error:
-            raise _fault(
-                where, number + 1, f"not UTF-8: byte {error.object[error.start]:#04x}"
-            ) from None
+            number, byte = _first_undecodable(path, error)
+            raise _fault(where, number, f"not UTF-8: byte {byte:#04x}") from None
         except csv.Error as error:
-            raise _fault(where, number + 1, f"not readable as CSV: {error}") from None
+            raise _fault(where, next(counter), f"not readable as CSV: {error}") from None
+
+
+def _first_undecodable(path: Path, error: UnicodeDecodeError) -> tuple[int, int]:
+    """The number of the first row holding a byte that is not UTF-8, and the byte. The file is
+    decoded a block at a time, so `error` does not say which row: read again, keeping such bytes
+    as lone surrogates to find them (or, if the file stops being CSV first, that row)."""
+    number = 0
+    with path.open("rb") as binary:
+        text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
+        try:
+            for number, cells in enumerate(csv.reader(text, strict=True), start=1):
+                for cell in cells:
+                    if found := _UNDECODED.search(cell):
+                        return number, ord(found.group()) - 0xDC00
+        except csv.Error:
+            pass
+    return number + 1, error.object[error.start]
+
+
+_UNDECODED = re.compile("[\udc80-\udcff]")
+
+
+def _whole_rows(
+    where: str, width: int, numbers: Sequence[int], rows: Sequence[list[str]]
+) -> tuple[list[int], list[list[str]]]:
+    """The rows with as many fields as the header, blank lines left out; a row with another
+    number of fields is an error."""
+    kept: tuple[list[int], list[list[str]]] = ([], [])
+    for number, cells in zip(numbers, rows, strict=True):
+        if len(cells) != width:
+            if not any(cells):
+                continue  # a blank line
+            raise _fault(where, number, f"has {len(cells)} fields, the header has {width} (a "
+                         "truncated or misquoted row?)")  # fmt: skip
+        kept[0].append(number)
+        kept[1].append(cells)
+    return kept
 
 
 def _checked_header(

@@ -2,16 +2,25 @@
 
 from __future__ import annotations
 
+import datetime as dt
+from collections.abc import Callable
+from pathlib import Path
+
 import pytest
+from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy.exc import DatabaseError
 
 from api.database import engine_from_url, search_path_schema
-from api.schema import current_revision, head_revision, upgrade_to_head
+from api.schema import _alembic_config, current_revision, head_revision, upgrade_to_head
 from contracts import store as contract_store
 from ledger import store as ledger_store
 from outcomes import store as outcome_store
+from outcomes.store import EventStore
+
+FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tuva"
 
 
 def _declared() -> MetaData:
@@ -80,4 +89,35 @@ def test_on_postgresql_upgrade_creates_a_search_path_schema_that_is_missing(
     finally:
         with engine.begin() as connection:
             connection.execute(text(f'DROP SCHEMA IF EXISTS "{fresh}" CASCADE'))
+        engine.dispose()
+
+
+def _migrate(engine: Engine, move: str, revision: str) -> None:
+    with engine.begin() as connection:
+        getattr(command, move)(_alembic_config(connection), revision)
+
+
+def test_0005_keeps_every_event_and_the_append_only_guard_both_ways(
+    database_url: str, clock: Callable[[], dt.datetime]
+) -> None:
+    """Events loaded before the lean tables are there after the upgrade and after a downgrade,
+    and the tables stay append-only at each step."""
+    engine = engine_from_url(database_url)
+    try:
+        _migrate(engine, "upgrade", "0004_episode_rule")
+        store = EventStore(engine, clock=clock)
+        loaded = store.load(FIXTURES / "medical_claim.csv", "claim_line").batch
+        before = list(store.events("claim_line", as_of=clock()))
+
+        for move, revision in (("upgrade", "head"), ("downgrade", "0004_episode_rule"),
+                               ("upgrade", "head")):  # fmt: skip
+            _migrate(engine, move, revision)
+
+            assert store.batch(loaded.batch_id).rows == 6_075
+            assert list(store.events("claim_line", as_of=clock())) == before
+            with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
+                connection.execute(text("DELETE FROM events_claim_line"))
+        assert inspect(engine).get_pk_constraint("events_claim_line")["constrained_columns"] == []
+        assert inspect(engine).get_foreign_keys("events_claim_line") == []
+    finally:
         engine.dispose()
