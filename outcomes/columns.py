@@ -14,7 +14,7 @@ import re
 from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from itertools import compress
-from operator import add, itemgetter
+from operator import add
 from typing import Any
 
 from outcomes.events import Column as EventColumn
@@ -104,9 +104,11 @@ class ChunkTyper:
         """`places`: the decimal places a type is stored to, as an integer (money, scores)."""
         index = {name: i for i, name in enumerate(names)}
         self.usable = all(c.name in index for c in event_type.columns if c.required)
-        self._columns: list[tuple[Callable[[Cells], Any], ColumnTyper] | None] = [
-            None if c.name not in index else (itemgetter(index[c.name]), _typer(c, places))
-            for c in event_type.columns
+        present = [c for c in event_type.columns if c.name in index]
+        # Every present column's cells of a row in one call, a chunk turned into columns by zip.
+        self._cells = _getter([index[c.name] for c in present])
+        self._typers: list[ColumnTyper | None] = [
+            _typer(c, places) if c.name in index else None for c in event_type.columns
         ]
         extra = sorted(name for name in index if event_type.column(name) is None)
         self._extra_count = len(extra)
@@ -122,12 +124,12 @@ class ChunkTyper:
         if not self.usable:
             return None
         typed: list[Column] = []
-        for column in self._columns:
-            if column is None:
+        cells = iter(zip(*map(self._cells, rows), strict=True))
+        for typer in self._typers:
+            if typer is None:
                 typed.append([None] * len(rows))  # a column the file does not have
                 continue
-            cells, typer = column
-            stored = typer(list(map(cells, rows)))
+            stored = typer(list(next(cells)))
             if stored is None:
                 return None
             typed.append(stored)
