@@ -13,7 +13,7 @@ from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
 from alembic.util import CommandError
 from sqlalchemy import Connection, Engine
-from sqlalchemy.exc import OperationalError
+from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api.database import masked_url, search_path_schema
 from rules.errors import SettleError
@@ -30,7 +30,7 @@ def upgrade_to_head(engine: Engine) -> str | None:
     try:
         with engine.begin() as connection:
             command.upgrade(_alembic_config(connection), "head")
-    except (OperationalError, CommandError) as error:
+    except (DBAPIError, CommandError) as error:  # a migration failing rolls back whole
         raise _schema_error(engine, "cannot upgrade", error) from error
     return current_revision(engine)
 

@@ -18,9 +18,22 @@ def _run_migrations(connection: Connection) -> None:
         # Tables follow the search_path; the version table needs the schema named explicitly.
         quoted = connection.dialect.identifier_preparer.quote_schema(schema)
         connection.execute(text(f"CREATE SCHEMA IF NOT EXISTS {quoted}"))
+    _begin_sqlite_transaction(connection)
     context.configure(connection=connection, version_table_schema=schema)
     with context.begin_transaction():
         context.run_migrations()
+
+
+def _begin_sqlite_transaction(connection: Connection) -> None:
+    """SQLite's Python driver opens a transaction only before a DML statement: the DDL of a
+    migration (a table renamed, created, dropped) would commit one statement at a time, and a
+    migration failing half-way would leave half a schema. One explicit BEGIN makes the whole
+    upgrade one transaction, as on PostgreSQL."""
+    if connection.dialect.name != "sqlite":
+        return
+    driver = connection.connection.driver_connection
+    if driver is not None and not driver.in_transaction:
+        driver.execute("BEGIN")
 
 
 _given: Connection | None = context.config.attributes.get("connection")

@@ -14,7 +14,7 @@ import json
 import re
 from collections.abc import Callable, Iterator, Mapping, Sequence
 from decimal import Decimal
-from itertools import count, islice
+from itertools import islice
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +28,7 @@ Reader = Callable[[Path, EventType, Mapping[str, str]], Iterator[tuple[int, dict
 EXTRA_READERS: dict[str, Reader] = {}  # more formats register here (FHIR, XLSX)
 FORMATS = ("csv", "jsonl")
 # Rows read at once: (row numbers, each row's column names, each row's cells).
-Chunk = tuple[list[int], list[tuple[str, ...]], list[Sequence[str | None]]]
+Chunk = tuple[list[int], list[tuple[str, ...]], Sequence[Sequence[str | None]]]
 
 
 def format_of(path: Path) -> str:
@@ -87,52 +87,62 @@ def read_chunks(
 def _csv_chunks(
     path: Path, event_type: EventType, mapping: Mapping[str, str], size: int
 ) -> Iterator[Chunk]:
-    """Each chunk is read by the csv module in C: rows paired with their numbers by `zip` with a
-    counter, which does not move on a row that fails, so it names that row."""
+    """Each chunk is read by the csv module in C, its rows numbered from the header's 1 (a blank
+    line counts, as in an editor); a problem reading it is named by `_first_fault`."""
     where = str(path)
     csv.field_size_limit(MAX_LINE)
     with path.open("rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
-        reader = csv.reader(text, strict=True)
-        counter = count(2)
+        reader = csv.reader(text, strict=True, delimiter=_delimiter(path))
         try:
             header = next(reader, None)
             if header is None:
                 raise _fault(where, 0, "the file is empty")
             columns = _checked_header(where, header, event_type, mapping)
             names = tuple(columns.get(name, name) for name in header)
-            numbered = zip(reader, counter, strict=False)  # the counter never ends
-            width = len(header)
-            while some := list(islice(numbered, size)):
-                rows, numbers = map(list, zip(*some, strict=True))
+            width, first = len(header), 2
+            while rows := list(islice(reader, size)):
+                numbers, first = list(range(first, first + len(rows))), first + len(rows)
                 if not min(map(len, rows)) == max(map(len, rows)) == width:
                     numbers, rows = _whole_rows(where, width, numbers, rows)
                 yield numbers, [names] * len(rows), rows
-        except UnicodeDecodeError as error:
-            number, byte = _first_undecodable(path, error)
-            raise _fault(where, number, f"not UTF-8: byte {byte:#04x}") from None
-        except csv.Error as error:
-            raise _fault(where, next(counter), f"not readable as CSV: {error}") from None
+        except (UnicodeDecodeError, csv.Error) as error:
+            raise _first_fault(path, error) from None
 
 
-def _first_undecodable(path: Path, error: UnicodeDecodeError) -> tuple[int, int]:
-    """The number of the first row holding a byte that is not UTF-8, and the byte. The file is
-    decoded a block at a time, so `error` does not say which row: read again, keeping such bytes
-    as lone surrogates to find them (or, if the file stops being CSV first, that row)."""
-    number = 0
+def _delimiter(path: Path) -> str:
+    return "\t" if path.suffix.lower() == ".tsv" else ","
+
+
+def _first_fault(path: Path, error: UnicodeDecodeError | csv.Error) -> RuleError:
+    """The file's first problem, at its row. The csv module reads ahead (a chunk at a time, the
+    text decoded a block at a time), so `error` may come from a row past an earlier problem, and
+    a decoding error does not say its row: read again from the start, keeping bytes that are not
+    UTF-8 as lone surrogates, to the first row that is not UTF-8, not CSV, or of another width."""
+    where, number, width = str(path), 0, None
     with path.open("rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
         try:
-            for number, cells in enumerate(csv.reader(text, strict=True), start=1):
+            reader = csv.reader(text, strict=True, delimiter=_delimiter(path))
+            for number, cells in enumerate(reader, start=1):
                 for cell in cells:
                     if found := _UNDECODED.search(cell):
-                        return number, ord(found.group()) - 0xDC00
-        except csv.Error:
-            pass
-    return number + 1, error.object[error.start]
+                        byte = ord(found.group()) - 0xDC00
+                        return _fault(where, number, f"not UTF-8: byte {byte:#04x}")
+                if width is None:
+                    width = len(cells)
+                elif cells and len(cells) != width:
+                    return _fault(where, number, _width_reason(len(cells), width))
+        except csv.Error as csv_error:
+            return _fault(where, number + 1, f"not readable as CSV: {csv_error}")
+    return _fault(where, number, f"not readable: {error}")  # pragma: no cover (read alike twice)
 
 
-_UNDECODED = re.compile("[\udc80-\udcff]")
+def _width_reason(fields: int, width: int) -> str:
+    return f"has {fields} fields, the header has {width} (a truncated or misquoted row?)"
+
+
+_UNDECODED = re.compile("[\\udc80-\\udcff]")
 
 
 def _whole_rows(
@@ -143,10 +153,9 @@ def _whole_rows(
     kept: tuple[list[int], list[list[str]]] = ([], [])
     for number, cells in zip(numbers, rows, strict=True):
         if len(cells) != width:
-            if not any(cells):
-                continue  # a blank line
-            raise _fault(where, number, f"has {len(cells)} fields, the header has {width} (a "
-                         "truncated or misquoted row?)")  # fmt: skip
+            if not cells:
+                continue  # a blank line (a line of empty fields is a row, and the wrong width)
+            raise _fault(where, number, _width_reason(len(cells), width))
         kept[0].append(number)
         kept[1].append(cells)
     return kept

@@ -96,9 +96,9 @@ def _sql_type(kind: object) -> Any:
 
 
 def _event_table(event_type: EventType) -> Table:
-    """One full index, the unique (batch, key); no primary key nor foreign key to the batch, whose
-    upkeep was most of a load's cost in the database (migration 0005): a batch's rows are written
-    in the transaction writing its batch row, numbered by the loader, and never changed."""
+    """The unique (batch, key) index; no primary key nor foreign key to the batch, whose upkeep
+    was half a load's cost in the database (migration 0005): a batch's rows are written in the
+    transaction writing its batch row, numbered by the loader, and never changed."""
     name = f"events_{event_type.name}"
     return Table(
         name, metadata,
@@ -112,6 +112,8 @@ def _event_table(event_type: EventType) -> Table:
 
 
 EVENT_TABLES: Mapping[str, Table] = {name: _event_table(t) for name, t in EVENT_TYPES.items()}
+# Whether a replacement or void names a known claim: one probe a claim (see _known_claims).
+Index("ix_events_claim_line_claim_id", EVENT_TABLES["claim_line"].c.claim_id)
 # An aggregate keeps a claim line only if no visible line adjusts its claim: one probe a line.
 # Few lines adjust a claim, so the index holds only those (migration 0004).
 _adjusted = EVENT_TABLES["claim_line"].c.adjusted_claim_id
@@ -645,21 +647,20 @@ class _Loading:
         )  # fmt: skip
 
     def _known_claims(self, named: set[Any]) -> set[Any]:
-        """Which of the claims `named` are in a claim batch not retracted (this one included):
-        probes of the unique (batch, claim, line) index, a claim in each such batch."""
+        """Which of the claims `named` are in a batch not retracted (this one included): one
+        probe of the claim_id index a claim, however many batches there are."""
         self._close_copy()
         table = self.table
-        claim_batches = live_batches().where(batches_table.c.event_type == self.kind.name)
         if self._postgres:
             wanted = _each(table.c.claim_id, list(named))
             probe = select(table.c.claim_id).where(
-                table.c.claim_id == wanted.c.value, table.c.batch_id.in_(claim_batches)
+                table.c.claim_id == wanted.c.value, table.c.batch_id.in_(live_batches())
             )
             return set(self.connection.scalars(_probed(wanted, probe.limit(1))))
         return set(self.connection.scalars(
             select(table.c.claim_id).distinct().where(
                 table.c.claim_id.in_(_json_each(list(named))),
-                table.c.batch_id.in_(claim_batches),
+                table.c.batch_id.in_(live_batches()),
             )
         ))  # fmt: skip
 

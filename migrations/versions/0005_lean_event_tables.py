@@ -1,18 +1,24 @@
-"""Lean event tables: each keeps one full index, its unique (batch, key), and loses the primary
-key (batch_id, row_number), the per-row foreign key to outcome_batches, and the claim lines'
-claim_id and patient_id indexes.
+"""Lean event tables: each loses its primary key (batch_id, row_number) and its per-row foreign
+key to outcome_batches, and the claim lines their patient_id index; and on PostgreSQL every
+outcome table refuses TRUNCATE, as the ledger's do.
 
 Measured loading 1,000,000 claim lines into the table on PostgreSQL (INSERT … SELECT, no Python):
-15.3 s as 0003 made it, 7.2 s lean, against 3.7 s for the same rows into no index at all. The
-foreign key was a lookup per row and the primary key a second index led by the 64-character batch
-id; what they guarded holds by construction: a batch's rows are written in the transaction that
-writes its batch row, with row numbers counted by the loader, and triggers keep every table
-append-only. The unknown-claim check of a replacement now probes the unique (batch, claim, line)
-index per live batch instead of the claim_id index; aggregates join people by hash, and the
-final-version test probes the partial adjusted_claim_id index (0004).
+15.3 s as 0003 made it, 7.2 s with the unique (batch, key) index only, against 3.7 s for the same
+rows into no index at all. The foreign key was a lookup per row and the primary key a second
+index led by the 64-character batch id; what they guarded holds by construction: a batch's rows
+are written in the transaction that writes its batch row, with row numbers counted by the
+loader, and triggers keep every table append-only. The claim_id index stays: checking that a
+replacement or void names a known claim is one probe per claim with it, and one per claim and
+live batch without (8.6 s for 10,000 replacements against 1,000 batches). Without the patient_id
+index, aggregates over episodes join people by hash on PostgreSQL; SQLite builds a transient
+index for each such query (0.4 s at 193,000 lines, growing n log n with the table).
+
+Until now only foreign keys kept PostgreSQL from truncating outcome_batches, and nothing kept it
+from truncating an events table: each gets the ledger's BEFORE TRUNCATE trigger (0002).
 
 PostgreSQL drops the constraints in place. SQLite cannot, so each table is rebuilt (renamed,
-created anew, copied, the old one dropped) and its indexes and append-only triggers made again.
+created anew, copied, the old one dropped) and its indexes and append-only triggers made again,
+all in the migration's one transaction (migrations/env.py begins it on SQLite too).
 
 Revision ID: 0005_lean_event_tables
 Revises: 0004_episode_rule
@@ -38,8 +44,8 @@ EVENT_KEYS = {
     "events_risk_score": ("patient_id", "model", "period_start"),
     "events_admission": ("encounter_id",),
 }
-DROPPED_INDEXES = {"ix_events_claim_line_claim_id": "claim_id",
-                  "ix_events_claim_line_patient_id": "patient_id"}  # fmt: skip
+DROPPED_INDEXES = {"ix_events_claim_line_patient_id": "patient_id"}
+TRUNCATE_GUARDED = ("outcome_batches", "outcome_retractions", *EVENT_KEYS)
 ADJUSTING = sa.text("adjusted_claim_id IS NOT NULL")
 
 
@@ -53,6 +59,9 @@ def upgrade() -> None:
                 op.drop_constraint(str(foreign["name"]), table, type_="foreignkey")
             primary = inspector.get_pk_constraint(table)["name"]
             op.drop_constraint(str(primary), table, type_="primary")
+        for table in TRUNCATE_GUARDED:  # settle_append_only() is created by 0002_ledger
+            op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
+                       "FOR EACH STATEMENT EXECUTE FUNCTION settle_append_only()")  # fmt: skip
         return
     for table in EVENT_KEYS:
         _rebuild_sqlite(table, lean=True)
@@ -60,6 +69,8 @@ def upgrade() -> None:
 
 def downgrade() -> None:
     if op.get_bind().dialect.name == "postgresql":
+        for table in TRUNCATE_GUARDED:
+            op.execute(f"DROP TRIGGER {table}_no_truncate ON {table}")
         for table in EVENT_KEYS:
             op.create_primary_key(f"{table}_pkey", table, ["batch_id", "row_number"])
             op.create_foreign_key(f"{table}_batch_id_fkey", table, "outcome_batches",
@@ -88,6 +99,7 @@ def _rebuild_sqlite(table: str, *, lean: bool) -> None:
     op.execute(f"DROP TABLE {table}_old")  # its indexes and triggers with it
     op.create_index(f"uq_{table}_key", table, ["batch_id", *EVENT_KEYS[table]], unique=True)
     if table == "events_claim_line":
+        op.create_index("ix_events_claim_line_claim_id", table, ["claim_id"])
         op.create_index("ix_events_claim_line_adjusted_claim_id", table, ["adjusted_claim_id"],
                         sqlite_where=ADJUSTING)  # fmt: skip
     for action in ("UPDATE", "DELETE"):  # as 0003 made them

@@ -14,13 +14,20 @@ from sqlalchemy import Engine, MetaData, inspect, text
 from sqlalchemy.exc import DatabaseError
 
 from api.database import engine_from_url, search_path_schema
-from api.schema import _alembic_config, current_revision, head_revision, upgrade_to_head
+from api.schema import (
+    SchemaError,
+    _alembic_config,
+    current_revision,
+    head_revision,
+    upgrade_to_head,
+)
 from contracts import store as contract_store
 from ledger import store as ledger_store
 from outcomes import store as outcome_store
-from outcomes.store import EventStore
+from outcomes.store import EVENT_TABLES, EventStore
 
 FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tuva"
+EVENT_TABLES_NAMED = tuple(table.name for table in EVENT_TABLES.values())
 
 
 def _declared() -> MetaData:
@@ -119,5 +126,47 @@ def test_0005_keeps_every_event_and_the_append_only_guard_both_ways(
                 connection.execute(text("DELETE FROM events_claim_line"))
         assert inspect(engine).get_pk_constraint("events_claim_line")["constrained_columns"] == []
         assert inspect(engine).get_foreign_keys("events_claim_line") == []
+    finally:
+        engine.dispose()
+
+
+_LATE_FAILURES = {  # something that makes 0005 fail after it has changed several tables
+    "sqlite": "CREATE TABLE events_eligibility_old (x INTEGER)",
+    "postgresql": "CREATE TRIGGER events_admission_no_truncate BEFORE TRUNCATE ON events_admission "
+    "FOR EACH STATEMENT EXECUTE FUNCTION settle_append_only()",
+}
+
+
+def test_a_migration_failing_half_way_changes_nothing(
+    database_url: str, clock: Callable[[], dt.datetime]
+) -> None:
+    engine = engine_from_url(database_url)
+    try:
+        _migrate(engine, "upgrade", "0004_episode_rule")
+        store = EventStore(engine, clock=clock)
+        store.load(FIXTURES / "medical_claim.csv", "claim_line")
+        before = list(store.events("claim_line", as_of=clock()))
+        with engine.begin() as connection:
+            connection.execute(text(_LATE_FAILURES[engine.dialect.name]))
+
+        with pytest.raises(SchemaError):
+            upgrade_to_head(engine)
+
+        assert current_revision(engine) == "0004_episode_rule"
+        assert list(store.events("claim_line", as_of=clock())) == before
+        assert "events_claim_line_old" not in inspect(engine).get_table_names()
+        assert inspect(engine).get_pk_constraint("events_claim_line")["constrained_columns"]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_on_postgresql_every_outcome_table_refuses_truncate(postgres_url: str) -> None:
+    engine = engine_from_url(postgres_url)
+    try:
+        upgrade_to_head(engine)
+        for table in ("outcome_batches", "outcome_retractions", *EVENT_TABLES_NAMED):
+            with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
+                connection.execute(text(f"TRUNCATE {table} CASCADE"))
     finally:
         engine.dispose()

@@ -73,3 +73,51 @@ def test_a_header_that_is_not_utf8_is_row_1(tmp_path: Path) -> None:
 
     with pytest.raises(RuleError, match=r"claims.csv:1: not UTF-8"):
         list(read_chunks(path, CLAIM_LINE))
+
+
+def _problem(path: Path) -> str:
+    with pytest.raises(RuleError) as raised:
+        for _ in read_chunks(path, CLAIM_LINE, size=500):
+            pass
+    return str(raised.value)
+
+
+@pytest.mark.parametrize(
+    ("body", "first"),
+    [
+        # the csv module reads a chunk ahead, and decodes a block ahead: the first problem wins
+        (_lines(2) + b"c4,1,professional\n" + _lines(2) + b'c7,1,"p\n', ":4: has 3 fields"),
+        (_lines(2) + b"c4,1,professional\n" + _lines(395) + b"c400,\xe9\n", ":4: has 3 fields"),
+        (
+            _lines(2) + b'c4,1,professional,"p"1,2018-01-05,1.00\n' + b"c5,\xe9\n",
+            ":4: not readable",
+        ),
+        (_lines(2) + b",,,\n", ":4: has 4 fields"),  # a row of empty fields is not a blank line
+    ],
+    ids=[
+        "short-row-then-bad-quote",
+        "short-row-then-bad-byte",
+        "bad-quote-then-bad-byte",
+        "empty-fields",
+    ],
+)
+def test_the_first_problem_in_the_file_is_the_one_named(
+    tmp_path: Path, body: bytes, first: str
+) -> None:
+    assert f"claims.csv{first}" in _problem(_file(tmp_path, body))
+
+
+def test_a_header_that_is_not_csv_is_row_1(tmp_path: Path) -> None:
+    path = tmp_path / "claims.csv"
+    path.write_bytes(b'"claim_id"x,claim_line_number\n' + _lines(2))
+
+    assert "claims.csv:1: not readable as CSV" in _problem(path)
+
+
+def test_a_tsv_file_is_read_tab_separated(tmp_path: Path) -> None:
+    path = tmp_path / "claims.tsv"
+    path.write_text(HEADER.replace(",", "\t") + "\n" + _line(2).replace(",", "\t") + "\n")
+
+    [(number, row)] = read_rows(path, CLAIM_LINE)
+
+    assert (number, row["claim_id"], row["paid_amount"]) == (2, "c2", "1.00")
