@@ -8,7 +8,7 @@
 
 For reference, each database's own cost of the events table: PostgreSQL inserting the copied rows
 into it (INSERT … SELECT, no Python), SQLite the same executemany into it. The table's unique
-(batch, claim, line) index is work no floor above does (its primary key, foreign key and claim_id
+(claim, line, batch) index is work no floor above does (its primary key, foreign key and claim_id
 and patient_id indexes went in migration 0005, for this).
 
 The file is the Tuva synthetic medical claims repeated and re-keyed (claim_id prefixed per copy):
@@ -18,15 +18,17 @@ to the 27 columns Settle reads.
 
 Where PostgreSQL's load goes, and why it misses 2x on the 137-column file (--lines 300000, the
 parts timed alone): the server's side (the same rows into the events table: INSERT … SELECT)
-is about 1.8x the bare COPY; Python's side is about 3.3x: reading 137 cells a row with the csv
-module about 0.8x on its own, typing the 27 event columns 1.1x, keeping the 110 others as JSON
+is about 1.9x the bare COPY; Python's side about 3.3x: reading 137 cells a row with the csv
+module about 0.8x on its own, typing the 27 event columns 1.0x, keeping the 110 others as JSON
 0.7x, handing the rows to COPY 0.7x. The two run at once (the server on the other core), so the
-load is Python's side plus the tail of the COPY: 3.7x at 3,000,000 lines. Within 2x needs Python's
-side under 2x the COPY, less than reading the file twice with the csv module; with two cores,
-both sides together are about 5x the COPY of work, so even perfectly split they take 2.5x.
-SQLite has no other core to use: its load is the floor's work plus typing, 1.8-2.1x. With only
-Settle's 27 columns (1,000,000 lines) a COPY costs 1.7 us a row, typing in Python ~10 us: PostgreSQL
-5.9x (its table's own cost 4.2x), SQLite 1.67x.
+load is Python's side plus the tail of the COPY: 3.75x at 3,000,000 lines. Within 2x needs
+Python's side under 2x the COPY, less than reading the file twice with the csv module; and both
+sides together are over 5x the COPY of work for two cores, so even split perfectly they take
+2.5x. Typing in a helper process (tried: chunks pickled to the loader through a pipe) was slower
+still: pickling 9 million values each way costs more than the overlap gains (SQLite 37.6 s
+against 26.5 s for 1,000,000 lines). SQLite has no other core to use: its load is the floor's
+work plus typing, 1.6-1.8x. With only Settle's 27 columns (1,000,000 lines) a COPY costs 1.7 us a
+row and typing in Python ~10 us: PostgreSQL 5.9x, SQLite 1.67x.
 
 Usage: python bench/events.py [--lines 3000000] [--source CSV] [--postgres URL]
 """

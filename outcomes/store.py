@@ -42,6 +42,7 @@ from sqlalchemy import (
     exists,
     func,
     insert,
+    or_,
     select,
     true,
 )
@@ -77,6 +78,7 @@ batches_table = Table(
     Column("source", String(500), nullable=False),
     Column("learned_at", UtcDateTime(), nullable=False),
     Column("source_as_of", UtcDateTime(), nullable=True),
+    Column("rows", BigInteger, nullable=True),  # counted as loaded; given each batch by 0005
     Index("ix_outcome_batches_learned_at", "learned_at"),
 )  # fmt: skip
 retractions_table = Table(
@@ -96,9 +98,10 @@ def _sql_type(kind: object) -> Any:
 
 
 def _event_table(event_type: EventType) -> Table:
-    """The unique (batch, key) index; no primary key nor foreign key to the batch, whose upkeep
-    was half a load's cost in the database (migration 0005): a batch's rows are written in the
-    transaction writing its batch row, numbered by the loader, and never changed."""
+    """One index, the unique (key, batch): it finds a key repeated in a batch, and a claim by
+    its id. No primary key nor foreign key to the batch, whose upkeep was half a load's cost in
+    the database (migration 0005): a batch's rows are written in the transaction writing its
+    batch row, numbered by the loader, and never changed."""
     name = f"events_{event_type.name}"
     return Table(
         name, metadata,
@@ -107,13 +110,11 @@ def _event_table(event_type: EventType) -> Table:
         *(Column(c.name, _sql_type(c.type), nullable=not c.required or c.name in NULLABLE_STORED)
           for c in event_type.columns),
         Column("extra", Text, nullable=True),
-        Index(f"uq_{name}_key", "batch_id", *event_type.key, unique=True),
+        Index(f"uq_{name}_key", *event_type.key, "batch_id", unique=True),
     )  # fmt: skip
 
 
 EVENT_TABLES: Mapping[str, Table] = {name: _event_table(t) for name, t in EVENT_TYPES.items()}
-# Whether a replacement or void names a known claim: one probe a claim (see _known_claims).
-Index("ix_events_claim_line_claim_id", EVENT_TABLES["claim_line"].c.claim_id)
 # An aggregate keeps a claim line only if no visible line adjusts its claim: one probe a line.
 # Few lines adjust a claim, so the index holds only those (migration 0004).
 _adjusted = EVENT_TABLES["claim_line"].c.adjusted_claim_id
@@ -255,9 +256,9 @@ class EventStore:
         *,
         probing: bool,
     ) -> None:
-        """One transaction: the batch row and its events, or an exception and nothing."""
+        """One transaction: the events, then the batch row with their count; or an exception
+        and nothing."""
         with _collector_paused(), self.engine.begin() as connection:
-            connection.execute(insert(batches_table).values(batch))
             batch_id, where = batch["batch_id"], str(path)
             loading = _Loading(connection, kind, batch_id, where, plain=plain, probing=probing)
             with loading:
@@ -268,13 +269,14 @@ class EventStore:
                         shown = chunk[0][-1] // 10_000
                         on_progress(loading.count)
                 loading.finish()
+            connection.execute(insert(batches_table).values({**batch, "rows": loading.count}))
 
     # Batches ---------------------------------------------------------------------------------
 
     def batches(self) -> tuple[Batch, ...]:
         with self.engine.connect() as connection:
             rows = connection.execute(self._batch_query().order_by(batches_table.c.learned_at))
-            return tuple(self._batch_of(connection, row) for row in rows)
+            return tuple(self._batch_of(row) for row in rows)
 
     def batch(self, prefix: str) -> Batch:
         """The batch whose id starts with `prefix` (at least 8 hex characters)."""
@@ -287,7 +289,7 @@ class EventStore:
             if len(rows) != 1:
                 what = "no batch" if not rows else f"{len(rows)} batches"
                 raise EventStoreError(f"{what} with an id starting {prefix}")
-            return self._batch_of(connection, rows[0])
+            return self._batch_of(rows[0])
 
     def retract(self, prefix: str, *, reason: str) -> Batch:
         """Withdraw a whole batch from reads as of now: a retraction record, nothing deleted."""
@@ -307,7 +309,7 @@ class EventStore:
             row = connection.execute(
                 self._batch_query().where(batches_table.c.batch_id == batch_id)
             ).one_or_none()
-            return None if row is None else self._batch_of(connection, row)
+            return None if row is None else self._batch_of(row)
 
     @staticmethod
     def _batch_query() -> Select[Any]:
@@ -316,13 +318,9 @@ class EventStore:
         ).outerjoin(retractions_table)
 
     @staticmethod
-    def _batch_of(connection: Connection, row: Any) -> Batch:
-        table = EVENT_TABLES[row.event_type]
-        count = connection.scalar(
-            select(func.count()).select_from(table).where(table.c.batch_id == row.batch_id)
-        )
+    def _batch_of(row: Any) -> Batch:
         return Batch(row.batch_id, row.event_type, row.source, row.learned_at, row.source_as_of,
-                     int(count or 0), row.retracted_at, row.reason or "")  # fmt: skip
+                     row.rows, row.retracted_at, row.reason or "")  # fmt: skip
 
     def rebuild_episodes(self, built: Built, claims_as_of: dt.datetime) -> EpisodeRebuild:
         """Make `built` the current batch of its rule: nothing if the rule's current batch holds
@@ -647,20 +645,18 @@ class _Loading:
         )  # fmt: skip
 
     def _known_claims(self, named: set[Any]) -> set[Any]:
-        """Which of the claims `named` are in a batch not retracted (this one included): one
-        probe of the claim_id index a claim, however many batches there are."""
+        """Which of the claims `named` are in this batch or one not retracted: one probe of the
+        unique (claim, line, batch) index a claim, however many batches there are."""
         self._close_copy()
         table = self.table
+        known = or_(table.c.batch_id == self.batch_id, table.c.batch_id.in_(live_batches()))
         if self._postgres:
             wanted = _each(table.c.claim_id, list(named))
-            probe = select(table.c.claim_id).where(
-                table.c.claim_id == wanted.c.value, table.c.batch_id.in_(live_batches())
-            )
+            probe = select(table.c.claim_id).where(table.c.claim_id == wanted.c.value, known)
             return set(self.connection.scalars(_probed(wanted, probe.limit(1))))
         return set(self.connection.scalars(
             select(table.c.claim_id).distinct().where(
-                table.c.claim_id.in_(_json_each(list(named))),
-                table.c.batch_id.in_(live_batches()),
+                table.c.claim_id.in_(_json_each(list(named))), known
             )
         ))  # fmt: skip
 

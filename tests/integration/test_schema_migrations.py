@@ -107,25 +107,26 @@ def _migrate(engine: Engine, move: str, revision: str) -> None:
 def test_0005_keeps_every_event_and_the_append_only_guard_both_ways(
     database_url: str, clock: Callable[[], dt.datetime]
 ) -> None:
-    """Events loaded before the lean tables are there after the upgrade and after a downgrade,
-    and the tables stay append-only at each step."""
+    """Events loaded are there after a downgrade to 0004 and after the upgrade again, which
+    counts each batch's rows; the tables stay append-only at each step."""
     engine = engine_from_url(database_url)
     try:
-        _migrate(engine, "upgrade", "0004_episode_rule")
+        upgrade_to_head(engine)
         store = EventStore(engine, clock=clock)
         loaded = store.load(FIXTURES / "medical_claim.csv", "claim_line").batch
         before = list(store.events("claim_line", as_of=clock()))
 
-        for move, revision in (("upgrade", "head"), ("downgrade", "0004_episode_rule"),
-                               ("upgrade", "head")):  # fmt: skip
+        for move, revision in (("downgrade", "0004_episode_rule"), ("upgrade", "head")):
             _migrate(engine, move, revision)
 
-            assert store.batch(loaded.batch_id).rows == 6_075
             assert list(store.events("claim_line", as_of=clock())) == before
             with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
                 connection.execute(text("DELETE FROM events_claim_line"))
+        assert store.batch(loaded.batch_id).rows == 6_075  # counted by the upgrade
         assert inspect(engine).get_pk_constraint("events_claim_line")["constrained_columns"] == []
         assert inspect(engine).get_foreign_keys("events_claim_line") == []
+        with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
+            connection.execute(text("UPDATE outcome_batches SET rows = 1"))
     finally:
         engine.dispose()
 
@@ -142,10 +143,11 @@ def test_a_migration_failing_half_way_changes_nothing(
 ) -> None:
     engine = engine_from_url(database_url)
     try:
-        _migrate(engine, "upgrade", "0004_episode_rule")
+        upgrade_to_head(engine)
         store = EventStore(engine, clock=clock)
         store.load(FIXTURES / "medical_claim.csv", "claim_line")
         before = list(store.events("claim_line", as_of=clock()))
+        _migrate(engine, "downgrade", "0004_episode_rule")
         with engine.begin() as connection:
             connection.execute(text(_LATE_FAILURES[engine.dialect.name]))
 
