@@ -46,6 +46,7 @@ from sqlalchemy import (
     select,
     true,
 )
+from sqlalchemy.exc import IntegrityError
 
 from api.database import UtcDateTime, utc_now
 from outcomes.columns import ChunkTyper, extra_text
@@ -103,15 +104,20 @@ def _event_table(event_type: EventType) -> Table:
     the database (migration 0005): a batch's rows are written in the transaction writing its
     batch row, numbered by the loader, and never changed."""
     name = f"events_{event_type.name}"
-    return Table(
+    table = Table(
         name, metadata,
         Column("batch_id", CHAR(64), nullable=False),
         Column("row_number", BigInteger, nullable=False),
         *(Column(c.name, _sql_type(c.type), nullable=not c.required or c.name in NULLABLE_STORED)
           for c in event_type.columns),
         Column("extra", Text, nullable=True),
-        Index(f"uq_{name}_key", *event_type.key, "batch_id", unique=True),
     )  # fmt: skip
+    # A key cell left empty (an eligibility span's plan) counts as '': an index holds NULLs
+    # distinct, and would let a key repeat.
+    required = {c.name for c in event_type.columns if c.required}
+    key = [table.c[k] if k in required else func.coalesce(table.c[k], "") for k in event_type.key]
+    Index(f"uq_{name}_key", *key, table.c.batch_id, unique=True)
+    return table
 
 
 EVENT_TABLES: Mapping[str, Table] = {name: _event_table(t) for name, t in EVENT_TYPES.items()}
@@ -227,23 +233,35 @@ class EventStore:
         path = Path(path)
         kind = event_type_named(event_type)
         batch_id, plain = _scanned(path)
-        existing = self._batch_or_none(batch_id)
+        existing = self._loaded_before(path, kind, batch_id)
         if existing is not None:
-            if existing.event_type != kind.name:
-                raise EventStoreError(f"{path} was loaded as {existing.event_type} (batch "
-                                      f"{batch_id[:12]}…), not {kind.name}")  # fmt: skip
-            return LoadResult(existing, loaded=False)
+            return existing
         batch = {"batch_id": batch_id, "event_type": kind.name, "source": path.name[:500],
                  "learned_at": self._clock(), "source_as_of": source_as_of}  # fmt: skip
         try:
             self._load_batch(path, kind, batch, mapping, on_progress, plain, probing=False)
-        except _KeyRepeated:
-            # A key repeated across chunks, which the unique index refused: load again, probing
-            # what each chunk's keys meet, to say which rows (and every other problem).
+        except (_KeyRepeated, _AlreadyLoaded, IntegrityError) as error:
+            # Loaded meanwhile by another process (whose rows the unique index met, or whose
+            # batch row): that batch is the answer. Else a key repeated across chunks, which
+            # the index refused: load again, probing each chunk's keys, to say which rows.
+            existing = self._loaded_before(path, kind, batch_id)
+            if existing is not None:
+                return existing
+            if not isinstance(error, _KeyRepeated):
+                raise
             self._load_batch(path, kind, batch, mapping, None, plain, probing=True)
         result = self._batch_or_none(batch_id)
         assert result is not None
         return LoadResult(result, loaded=True)
+
+    def _loaded_before(self, path: Path, kind: EventType, batch_id: str) -> LoadResult | None:
+        existing = self._batch_or_none(batch_id)
+        if existing is None:
+            return None
+        if existing.event_type != kind.name:
+            raise EventStoreError(f"{path} was loaded as {existing.event_type} (batch "
+                                  f"{batch_id[:12]}…), not {kind.name}")  # fmt: skip
+        return LoadResult(existing, loaded=False)
 
     def _load_batch(
         self,
@@ -260,6 +278,7 @@ class EventStore:
         and nothing."""
         with _collector_paused(), self.engine.begin() as connection:
             batch_id, where = batch["batch_id"], str(path)
+            _wait_for_other_loads_of(connection, batch_id)
             loading = _Loading(connection, kind, batch_id, where, plain=plain, probing=probing)
             with loading:
                 shown = 0
@@ -319,6 +338,8 @@ class EventStore:
 
     @staticmethod
     def _batch_of(row: Any) -> Batch:
+        if row.rows is None:  # the loader and migration 0005 write it; nothing else may omit it
+            raise EventStoreError(f"batch {row.batch_id[:12]}… has no row count")
         return Batch(row.batch_id, row.event_type, row.source, row.learned_at, row.source_as_of,
                      row.rows, row.retracted_at, row.reason or "")  # fmt: skip
 
@@ -383,6 +404,22 @@ class EventStore:
                 yield {c.name: from_database(c.type, getattr(row, c.name)) for c in kind.columns}
 
 
+class _AlreadyLoaded(Exception):
+    """Another process loaded the same content while this one waited for it."""
+
+
+def _wait_for_other_loads_of(connection: Connection, batch_id: str) -> None:
+    """PostgreSQL: the same content loading in another process is waited for (a transaction
+    lock on its id), and if it landed, this load stops before reading a row. SQLite has one
+    writer at a time already; a load that meets the other's rows or batch row finds it then."""
+    if connection.dialect.name != "postgresql":
+        return
+    connection.execute(select(func.pg_advisory_xact_lock(func.hashtextextended(batch_id, 0))))
+    landed = select(batches_table.c.batch_id).where(batches_table.c.batch_id == batch_id)
+    if connection.execute(landed).first() is not None:
+        raise _AlreadyLoaded
+
+
 @contextmanager
 def _collector_paused() -> Iterator[None]:
     """Python's cycle collector off while a load runs. A load makes no cycles (its rows are lists
@@ -413,7 +450,7 @@ def visible_batches(as_of: dt.datetime) -> Select[Any]:
 
 
 class _KeyRepeated(Exception):
-    """The unique (batch, key) index refused a row of a load not probing: load again, probing."""
+    """The unique (key, batch) index refused a row of a load not probing: load again, probing."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -436,7 +473,7 @@ class _Loading:
     has been found, and every problem (up to a cap) gathered for one report.
 
     Rows are typed a column at a time where `outcomes.columns` vouches for them, else row by row.
-    While every row so far is written, a repeated key is left to the unique (batch, key) index;
+    While every row so far is written, a repeated key is left to the unique (key, batch) index;
     if it refuses one, the load is run again `probing`: each chunk's keys compared among
     themselves and looked up among the rows written, to name the rows. Once a problem is found
     nothing more is written and every later chunk is probed so, either way, the report is the
@@ -628,7 +665,8 @@ class _Loading:
 
     def _written(self, firsts: list[Any]) -> Iterable[Sequence[Any]]:
         """(row number, *key) of the rows of this batch already written whose key starts with
-        one of `firsts`: one probe of the unique (batch, key) index per value."""
+        one of `firsts`: one probe of the unique (key, batch) index per value (it reads the
+        other batches' rows of that value too: on the path that names repeated keys only)."""
         self._close_copy()  # the probe must see every row written so far
         table, key = self.table, [self.table.c[name] for name in self.kind.key]
         if self._postgres:
@@ -692,10 +730,10 @@ class _Loading:
 
 
 # PostgreSQL keeps no statistics on the rows a transaction is writing, nor yet on a batch just
-# loaded. Asked `batch_id = b AND claim_id = ANY(...)` it reads every row of the batch through the
-# primary key and filters them: each chunk of a large load then reads all the rows before it,
-# which is quadratic. One probe per value, a lateral subquery kept from being flattened into a
-# join by its LIMIT or OFFSET, leaves it only the indexes that answer a value at a time.
+# loaded. Asked `batch_id = b AND claim_id = ANY(...)` it may read every row of the batch and
+# filter them: each chunk of a large load then reads all the rows before it, which is quadratic.
+# One probe per value, a lateral subquery kept from being flattened into a join by its LIMIT or
+# OFFSET, leaves it only the indexes that answer a value at a time.
 
 
 def _each(column: Any, values: list[Any]) -> Any:

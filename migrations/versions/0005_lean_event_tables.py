@@ -30,6 +30,8 @@ Create Date: 2026-11-26
 
 from __future__ import annotations
 
+import warnings
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -51,6 +53,10 @@ DROPPED_INDEXES = {"ix_events_claim_line_claim_id": "claim_id",
                    "ix_events_claim_line_patient_id": "patient_id"}  # fmt: skip
 TRUNCATE_GUARDED = ("outcome_batches", "outcome_retractions", *EVENT_KEYS)
 ADJUSTING = sa.text("adjusted_claim_id IS NOT NULL")
+# A key cell left empty counts as '' in the unique index: NULLs are distinct there, and two spans
+# of one person, payer and start without a plan were both let in.
+UNIQUE_KEYS = {table: [sa.text("coalesce(plan, '')") if column == "plan" else column
+                       for column in key] for table, key in EVENT_KEYS.items()}  # fmt: skip
 
 
 def upgrade() -> None:
@@ -59,13 +65,14 @@ def upgrade() -> None:
     _count_rows_of_each_batch()
     if op.get_bind().dialect.name == "postgresql":
         inspector = sa.inspect(op.get_bind())
-        for table, key in EVENT_KEYS.items():
+        for table in EVENT_KEYS:
             for foreign in inspector.get_foreign_keys(table):
                 op.drop_constraint(str(foreign["name"]), table, type_="foreignkey")
             primary = inspector.get_pk_constraint(table)["name"]
             op.drop_constraint(str(primary), table, type_="primary")
             op.drop_index(f"uq_{table}_key", table_name=table)
-            op.create_index(f"uq_{table}_key", table, [*key, "batch_id"], unique=True)
+            op.create_index(f"uq_{table}_key", table, [*UNIQUE_KEYS[table], "batch_id"],
+                            unique=True)  # fmt: skip
         for table in TRUNCATE_GUARDED:  # settle_append_only() is created by 0002_ledger
             op.execute(f"CREATE TRIGGER {table}_no_truncate BEFORE TRUNCATE ON {table} "
                        "FOR EACH STATEMENT EXECUTE FUNCTION settle_append_only()")  # fmt: skip
@@ -116,7 +123,9 @@ def _count_rows_of_each_batch() -> None:
 def _rebuild_sqlite(table: str, *, lean: bool) -> None:
     """The table made anew with its rows, indexes and triggers: without its primary key and
     foreign key, its unique index led by the key (`lean`); or as 0004 left it (the downgrade)."""
-    old = sa.Table(table, sa.MetaData(), autoload_with=op.get_bind())
+    with warnings.catch_warnings():  # only the columns are read; the indexes are made below
+        warnings.filterwarnings("ignore", "Skipped unsupported reflection", sa.exc.SAWarning)
+        old = sa.Table(table, sa.MetaData(), autoload_with=op.get_bind())
     columns = [sa.Column(c.name, c.type, nullable=c.nullable) for c in old.columns]
     key = list(EVENT_KEYS[table])
     if not lean:
@@ -129,7 +138,7 @@ def _rebuild_sqlite(table: str, *, lean: bool) -> None:
     names = ", ".join(column.name for column in columns)
     op.execute(f"INSERT INTO {table} ({names}) SELECT {names} FROM {table}_old")
     op.execute(f"DROP TABLE {table}_old")  # its indexes and triggers with it
-    unique = [*key, "batch_id"] if lean else ["batch_id", *key]
+    unique = [*UNIQUE_KEYS[table], "batch_id"] if lean else ["batch_id", *key]
     op.create_index(f"uq_{table}_key", table, unique, unique=True)
     if table == "events_claim_line":
         op.create_index("ix_events_claim_line_adjusted_claim_id", table, ["adjusted_claim_id"],

@@ -179,13 +179,7 @@ def test_a_broken_file_is_refused_with_where_and_why_and_nothing_is_stored(
 
 
 def test_a_load_killed_midway_leaves_no_batch_and_no_rows(upgraded_engine, database_url, tmp_path):
-    big = tmp_path / "big.csv"
-    lines = (TUVA / "medical_claim.csv").read_text().splitlines()
-    with big.open("w") as handle:
-        handle.write(lines[0] + "\n")
-        for copy in range(25):
-            for line in lines[1:]:
-                handle.write(f"k{copy}-{line}\n")  # re-keyed: claim_id k<copy>-<id>
+    big = _rekeyed_tuva(tmp_path / "big.csv", 25)
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SETTLE_")},
            "SETTLE_DATABASE_URL": database_url}  # fmt: skip
     loader = subprocess.Popen(
@@ -202,6 +196,51 @@ def test_a_load_killed_midway_leaves_no_batch_and_no_rows(upgraded_engine, datab
         table = EVENT_TABLES["claim_line"]
         assert connection.scalar(select(func.count()).select_from(table)) == 0
     assert store.load(TUVA / "medical_claim.csv", "claim_line").batch.rows == 6_075
+
+
+@pytest.mark.parametrize("chunk", [5_000, 1])  # the unique index's catch, and the probe's
+def test_an_eligibility_span_repeated_without_a_plan_is_refused(
+    store, tmp_path, monkeypatch, chunk
+):
+    monkeypatch.setattr(outcome_store, "CHUNK", chunk)
+    path = tmp_path / "spans.csv"
+    span = "p1,medicare,2018-01-01,2018-12-31"
+    path.write_text(f"patient_id,payer,enrollment_start_date,enrollment_end_date\n{span}\n{span}\n")
+
+    with pytest.raises(RuleError, match=r"spans.csv:3: repeats the key of row 2 .*plan None"):
+        store.load(path, "eligibility")
+    assert store.batches() == ()
+
+
+def _rekeyed_tuva(path: Path, copies: int) -> Path:
+    lines = (TUVA / "medical_claim.csv").read_text().splitlines()
+    with path.open("w") as handle:
+        handle.write(lines[0] + "\n")
+        for copy in range(copies):
+            for line in lines[1:]:
+                handle.write(f"k{copy}-{line}\n")  # re-keyed: claim_id k<copy>-<id>
+    return path
+
+
+def test_the_same_file_loaded_by_two_processes_at_once_lands_once(
+    upgraded_engine, database_url, tmp_path
+):
+    """The second waits for the first (PostgreSQL) or meets its rows (SQLite), and answers with
+    the batch the first loaded: not a repeated key in every row."""
+    big = _rekeyed_tuva(tmp_path / "big.csv", 6)
+    env = {**{k: v for k, v in os.environ.items() if not k.startswith("SETTLE_")},
+           "SETTLE_DATABASE_URL": database_url}  # fmt: skip
+    command = [str(Path(sys.executable).with_name("settle")), "events", "load", str(big),
+               "--type", "claim_line"]  # fmt: skip
+    loaders = [subprocess.Popen(command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True) for _ in range(2)]  # fmt: skip
+    outputs = [loader.communicate(timeout=120) for loader in loaders]
+
+    assert [loader.returncode for loader in loaders] == [0, 0], outputs
+    said = sorted("already loaded" in out for out, _ in outputs)
+    assert said == [False, True], outputs
+    [batch] = EventStore(upgraded_engine).batches()
+    assert batch.rows == 6 * 6_075
 
 
 def test_the_cells_outside_the_event_type_are_kept_as_json_whatever_they_hold(store, tmp_path):

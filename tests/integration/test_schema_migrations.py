@@ -39,6 +39,9 @@ def _declared() -> MetaData:
     return combined
 
 
+# SQLite cannot reflect the eligibility key's coalesce(plan, '') index, so autogenerate leaves
+# that one index out of the comparison (on SQLite only), and says so.
+@pytest.mark.filterwarnings("ignore:.*expression-based index")
 def test_the_migrations_create_exactly_the_tables_the_stores_declare(
     upgraded_engine: Engine,
 ) -> None:
@@ -158,6 +161,9 @@ def test_a_migration_failing_half_way_changes_nothing(
         assert list(store.events("claim_line", as_of=clock())) == before
         assert "events_claim_line_old" not in inspect(engine).get_table_names()
         assert inspect(engine).get_pk_constraint("events_claim_line")["constrained_columns"]
+        assert "rows" not in {c["name"] for c in inspect(engine).get_columns("outcome_batches")}
+        with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
+            connection.execute(text("UPDATE outcome_batches SET source = 'x'"))
     finally:
         engine.dispose()
 
