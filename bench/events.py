@@ -21,7 +21,7 @@ parts timed alone): the server's side (the same rows into the events table: INSE
 is about 1.9x the bare COPY; Python's side about 3.3x: reading 137 cells a row with the csv
 module about 0.8x on its own, typing the 27 event columns 1.0x, keeping the 110 others as JSON
 0.7x, handing the rows to COPY 0.7x. The two run at once (the server on the other core), so the
-load is Python's side plus the tail of the COPY: 3.75x at 3,000,000 lines. Within 2x needs
+load is Python's side plus the tail of the COPY: 3.75-3.86x at 3,000,000 lines. Within 2x needs
 Python's side under 2x the COPY, less than reading the file twice with the csv module; and both
 sides together are over 5x the COPY of work for two cores, so even split perfectly they take
 2.5x. Typing in a helper process (tried: chunks pickled to the loader through a pipe) was slower
