@@ -27,8 +27,8 @@ sides together are over 5x the COPY of work for two cores, so even split perfect
 2.5x. Typing in a helper process (tried: chunks pickled to the loader through a pipe) was slower
 still: pickling 9 million values each way costs more than the overlap gains (SQLite 37.6 s
 against 26.5 s for 1,000,000 lines). SQLite has no other core to use: its load is the floor's
-work plus typing, 1.6-1.8x. With only Settle's 27 columns (1,000,000 lines) a COPY costs 1.7 us a
-row and typing in Python ~10 us: PostgreSQL 5.9x, SQLite 1.67x.
+work plus typing, 1.6-1.8x. With only Settle's 27 columns (1,000,000 lines) a COPY costs 1.6 us a
+row and typing in Python ~8 us: PostgreSQL 5.25x, SQLite 1.55x.
 
 Usage: python bench/events.py [--lines 3000000] [--source CSV] [--postgres URL]
 """
