@@ -99,10 +99,11 @@ def _sql_type(kind: object) -> Any:
 
 
 def _event_table(event_type: EventType) -> Table:
-    """One index, the unique (key, batch): it finds a key repeated in a batch, and a claim by
-    its id. No primary key nor foreign key to the batch, whose upkeep was half a load's cost in
-    the database (migration 0005): a batch's rows are written in the transaction writing its
-    batch row, numbered by the loader, and never changed."""
+    """One full index, the unique (key, batch): it finds a key repeated in a batch, and a claim
+    by its id (claim lines also have the partial adjusted_claim_id index). No primary key nor
+    foreign key to the batch, whose upkeep was half a load's cost in the database (migration
+    0005): a batch's rows are written in the transaction writing its batch row, numbered by the
+    loader, and never changed."""
     name = f"events_{event_type.name}"
     table = Table(
         name, metadata,
@@ -424,7 +425,8 @@ def _wait_for_other_loads_of(connection: Connection, batch_id: str) -> None:
 def _collector_paused() -> Iterator[None]:
     """Python's cycle collector off while a load runs. A load makes no cycles (its rows are lists
     of strings, freed as each chunk is written), but holding a few hundred rows of a hundred cells
-    makes the collector run every few rows and walk them: a fifth of a large load's time."""
+    makes the collector run every few rows and walk them: a fifth of the time reading a wide CSV
+    (1.36 s against 1.1 s for 300,000 rows of 137 cells)."""
     was_enabled = gc.isenabled()
     gc.disable()
     try:
