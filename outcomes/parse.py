@@ -23,8 +23,11 @@ from rules.types import COUNT, DATE, MONEY, SCORE, TEXT
 
 MAX_TEXT = 200
 FIRST_DATE, LAST_DATE = dt.date(1900, 1, 1), dt.date(2100, 12, 31)
-_MONEY = re.compile(r"^-?[0-9]{1,15}(\.[0-9]{1,4})?$")
-_SCORE = re.compile(r"^-?[0-9]{1,9}(\.[0-9]{1,9})?$")
+# Digits before the point: money and scores are stored as 64-bit integers of their smallest unit
+# (ten-thousandths, billionths), so 14 and 9 digits at most (2**63 is about 9.2 * 10**18).
+MONEY_DIGITS, SCORE_DIGITS = 14, 9
+_MONEY = re.compile(rf"^-?[0-9]{{1,{MONEY_DIGITS}}}(\.[0-9]{{1,4}})?$")
+_SCORE = re.compile(rf"^-?[0-9]{{1,{SCORE_DIGITS}}}(\.[0-9]{{1,9}})?$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 
 Cell = str | Decimal | int | dt.date | None
@@ -156,8 +159,8 @@ def _text(text: str, allowed: tuple[str, ...] = ()) -> str:
 
 def _money(text: str) -> Decimal:
     if not _MONEY.match(text):
-        raise ValueError("not an amount: digits with at most 4 decimals, no exponent or "
-                         "thousands separator")  # fmt: skip
+        raise ValueError(f"not an amount: at most {MONEY_DIGITS} digits and 4 decimals, no "
+                         "exponent or thousands separator")  # fmt: skip
     return Decimal(text)
 
 
@@ -170,7 +173,8 @@ def _count(text: str) -> int:
 
 def _score(text: str) -> Decimal:
     if not _SCORE.match(text):
-        raise ValueError("not a score: a decimal number")
+        raise ValueError(f"not a score: a decimal number, at most {SCORE_DIGITS} digits and 9 "
+                         "decimals")  # fmt: skip
     return Decimal(text)
 
 

@@ -9,6 +9,7 @@ with the file itself (encoding, header, a truncated or oversized row) is reporte
 from __future__ import annotations
 
 import csv
+import hashlib
 import io
 import json
 import re
@@ -47,6 +48,23 @@ def read_mapping(path: str | Path) -> dict[str, str]:
         raise RuleError([Problem(str(path), "a mapping maps event columns to file columns, "
                                  "both as text")])  # fmt: skip
     return dict(document)
+
+
+# The bytes JSON escapes in a string: a quote, a backslash, the control characters. In UTF-8 they
+# stand for those characters alone; line ends are left out, since a CSV's rows end with them.
+_ESCAPED = bytes(range(0x20)).replace(b"\n", b"").replace(b"\r", b"") + b'"\\'
+
+
+def scan(path: Path) -> tuple[str, bool]:
+    """The file's SHA-256, and whether it is plain: no byte JSON would escape, but for a CSV's
+    delimiter (the cells of such a CSV make JSON text as they are, and no quoting)."""
+    digest, plain = hashlib.sha256(), True
+    escaped = _ESCAPED.replace(delimiter_of(path).encode(), b"")
+    with path.open("rb") as handle:
+        for block in iter(lambda: handle.read(1 << 20), b""):
+            digest.update(block)
+            plain = plain and len(block.translate(None, escaped)) == len(block)
+    return digest.hexdigest(), plain
 
 
 def read_rows(
@@ -93,13 +111,12 @@ def _csv_chunks(
     csv.field_size_limit(MAX_LINE)
     with path.open("rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="strict", newline="")
-        reader = csv.reader(text, strict=True, delimiter=_delimiter(path))
+        reader = csv.reader(text, strict=True, delimiter=delimiter_of(path))
         try:
             header = next(reader, None)
             if header is None:
                 raise _fault(where, 0, "the file is empty")
-            columns = _checked_header(where, header, event_type, mapping)
-            names = tuple(columns.get(name, name) for name in header)
+            names = _event_names(where, header, event_type, mapping)
             width, first = len(header), 2
             while rows := list(islice(reader, size)):
                 numbers, first = list(range(first, first + len(rows))), first + len(rows)
@@ -110,7 +127,27 @@ def _csv_chunks(
             raise _first_fault(path, error) from None
 
 
-def _delimiter(path: Path) -> str:
+def checked_names(
+    path: Path, event_type: EventType, mapping: Mapping[str, str] | None = None
+) -> tuple[str, ...]:
+    """The CSV header's column names as the event type knows them (mapped), once checked: every
+    required column there, none repeated. A problem reading it is an exception, unworded."""
+    with path.open("r", encoding="utf-8-sig", errors="strict", newline="") as text:
+        csv.field_size_limit(MAX_LINE)
+        header = next(csv.reader(text, strict=True, delimiter=delimiter_of(path)), None)
+    if header is None:
+        raise _fault(str(path), 0, "the file is empty")
+    return _event_names(str(path), header, event_type, mapping or {})
+
+
+def _event_names(
+    where: str, header: list[str], event_type: EventType, mapping: Mapping[str, str]
+) -> tuple[str, ...]:
+    columns = _checked_header(where, header, event_type, mapping)
+    return tuple(columns.get(name, name) for name in header)
+
+
+def delimiter_of(path: Path) -> str:
     return "\t" if path.suffix.lower() == ".tsv" else ","
 
 
@@ -123,7 +160,7 @@ def _first_fault(path: Path, error: UnicodeDecodeError | csv.Error) -> RuleError
     with path.open("rb") as binary:
         text = io.TextIOWrapper(binary, encoding="utf-8-sig", errors="surrogateescape", newline="")
         try:
-            reader = csv.reader(text, strict=True, delimiter=_delimiter(path))
+            reader = csv.reader(text, strict=True, delimiter=delimiter_of(path))
             for number, cells in enumerate(reader, start=1):
                 for cell in cells:
                     if found := _UNDECODED.search(cell):

@@ -11,9 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import gc
-import hashlib
 import json
-import sqlite3
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
@@ -38,6 +36,7 @@ from sqlalchemy import (
     String,
     Table,
     Text,
+    and_,
     bindparam,
     exists,
     func,
@@ -53,8 +52,9 @@ from outcomes.columns import ChunkTyper, extra_text
 from outcomes.episodes import EPISODE_COLUMNS, Built, cell_text
 from outcomes.events import EVENT_TYPES, EventType
 from outcomes.events import Column as EventColumn
+from outcomes.fast_csv import Block, Unvouched, typed_blocks
 from outcomes.parse import RowTyper, TypedRow, row_problem
-from outcomes.readers import read_chunks
+from outcomes.readers import format_of, read_chunks, scan
 from rules.check import suggest
 from rules.errors import Problem, RuleError, SettleError
 from rules.types import COUNT, DATE, MONEY, SCORE
@@ -162,23 +162,7 @@ class LoadResult:
 
 
 def file_hash(path: Path) -> str:
-    return _scanned(path)[0]
-
-
-# The bytes JSON escapes in a string: a quote, a backslash, the control characters. In UTF-8 they
-# stand for those characters alone; line ends are left out, since a CSV's rows end with them.
-_ESCAPED = bytes(range(0x20)).replace(b"\n", b"").replace(b"\r", b"") + b'"\\'
-
-
-def _scanned(path: Path) -> tuple[str, bool]:
-    """The file's SHA-256, and whether it is plain: no byte JSON would escape (the cells of
-    such a CSV make JSON text as they are)."""
-    digest, plain = hashlib.sha256(), True
-    with path.open("rb") as handle:
-        for block in iter(lambda: handle.read(1 << 20), b""):
-            digest.update(block)
-            plain = plain and len(block.translate(None, _ESCAPED)) == len(block)
-    return digest.hexdigest(), plain
+    return scan(path)[0]
 
 
 def to_database(kind: object, value: Any) -> Any:
@@ -214,9 +198,18 @@ def event_type_named(name: str) -> EventType:
 
 
 class EventStore:
-    def __init__(self, engine: Engine, *, clock: Callable[[], dt.datetime] = utc_now) -> None:
+    def __init__(
+        self,
+        engine: Engine,
+        *,
+        clock: Callable[[], dt.datetime] = utc_now,
+        fast_csv: bool = True,
+    ) -> None:
+        """`fast_csv`: load a plain CSV typed by pyarrow where it vouches for the whole file
+        (`outcomes.fast_csv`); False loads every file row by row (the tests compare the two)."""
         self.engine = engine
         self._clock = clock
+        self._fast_csv = fast_csv
 
     # Loading ---------------------------------------------------------------------------------
 
@@ -233,14 +226,15 @@ class EventStore:
         MAX_PROBLEMS) is raised together, each naming file, row, column, value and reason."""
         path = Path(path)
         kind = event_type_named(event_type)
-        batch_id, plain = _scanned(path)
+        batch_id, plain = scan(path)
         existing = self._loaded_before(path, kind, batch_id)
         if existing is not None:
             return existing
         batch = {"batch_id": batch_id, "event_type": kind.name, "source": path.name[:500],
                  "learned_at": self._clock(), "source_as_of": source_as_of}  # fmt: skip
         try:
-            self._load_batch(path, kind, batch, mapping, on_progress, plain, probing=False)
+            if not self._loaded_fast(path, kind, batch, mapping, on_progress, plain):
+                self._load_batch(path, kind, batch, mapping, on_progress, plain, probing=False)
         except (_KeyRepeated, _AlreadyLoaded, IntegrityError) as error:
             # Loaded meanwhile by another process (whose rows the unique index met, or whose
             # batch row): that batch is the answer. Else a key repeated across chunks, which
@@ -290,6 +284,38 @@ class EventStore:
                         on_progress(loading.count)
                 loading.finish()
             connection.execute(insert(batches_table).values({**batch, "rows": loading.count}))
+
+    def _loaded_fast(
+        self,
+        path: Path,
+        kind: EventType,
+        batch: dict[str, Any],
+        mapping: Mapping[str, str] | None,
+        on_progress: Callable[[int], None] | None,
+        plain: bool,
+    ) -> bool:
+        """Load a plain CSV typed by pyarrow, in one transaction as `_load_batch` does: True if
+        it landed; False, having written nothing, if the file holds anything that path does not
+        vouch for (the row-by-row path then loads it, or words every problem)."""
+        if not (self._fast_csv and plain and format_of(path) == "csv"):
+            return False
+        batch_id = batch["batch_id"]
+        blocks = typed_blocks(path, kind, mapping=mapping or {}, places=_PLACES, plain=plain)
+        try:
+            with _collector_paused(), self.engine.begin() as connection:
+                _wait_for_other_loads_of(connection, batch_id)
+                with _BlockWriter(connection, kind, batch_id) as writer:
+                    for block in blocks:
+                        writer.write(block)
+                        if on_progress is not None:
+                            on_progress(writer.count)
+                    writer.finish()
+                if writer.count == 0:
+                    raise Unvouched  # the row path says the file has no rows
+                connection.execute(insert(batches_table).values({**batch, "rows": writer.count}))
+        except Unvouched:
+            return False
+        return True
 
     # Batches ---------------------------------------------------------------------------------
 
@@ -455,6 +481,146 @@ class _KeyRepeated(Exception):
     """The unique (key, batch) index refused a row of a load not probing: load again, probing."""
 
 
+def _repeats_a_key(error: Exception) -> bool:
+    """A unique index refused a row (PostgreSQL's unique_violation, or SQLite's)."""
+    return getattr(error, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(error)
+
+
+class _Writes:
+    """Rows into an events table, in the load's transaction. PostgreSQL: one COPY, opened at the
+    first write and left open while the loader types the next rows (the server takes them in,
+    indexes and all, on the other core); closed before any query reads what was written. SQLite:
+    executemany. A row the unique (key, batch) index refuses is `_KeyRepeated`, unless
+    `probing` (the loader then names the rows itself, and the error passes)."""
+
+    def __init__(self, connection: Connection, table: Table, *, csv: bool, probing: bool) -> None:
+        self.connection, self.probing = connection, probing
+        self.postgres = connection.dialect.name == "postgresql"
+        quote = connection.dialect.identifier_preparer.quote
+        names = ", ".join(quote(column.name) for column in table.columns)
+        shape = " (FORMAT csv)" if csv else ""
+        self._copy_statement = f"COPY {quote(table.name)} ({names}) FROM STDIN{shape}"
+        self._insert_statement = str(insert(table).compile(dialect=connection.dialect))
+        self._copying = ExitStack()
+        self._copy: Any = None
+
+    def __enter__(self) -> _Writes:
+        return self
+
+    def __exit__(self, *raised: Any) -> None:
+        self._copying.__exit__(*raised)  # an error aborts an open COPY, and so the transaction
+
+    def rows(self, rows: Iterable[Sequence[Any]]) -> None:
+        with self._keys_refused():
+            if self.postgres:
+                write = self._stream().write_row  # psycopg formats each row in C
+                for row in rows:
+                    write(row)
+                return
+            cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
+            try:
+                cursor.executemany(self._insert_statement, rows)
+            finally:
+                cursor.close()
+
+    def csv(self, text: bytes) -> None:
+        """Rows as CSV (PostgreSQL: a COPY opened with `csv`)."""
+        with self._keys_refused():
+            self._stream().write(text)
+
+    def close(self) -> None:
+        """Ends the open COPY, if any: the server has then taken every row written so far (and
+        says here if its unique index refused one)."""
+        if self._copy is None:
+            return
+        self._copy = None
+        with self._keys_refused():
+            self._copying.close()
+
+    def _stream(self) -> Any:
+        if self._copy is None:
+            driver = self.connection.connection.driver_connection  # psycopg's own
+            assert driver is not None
+            cursor = self._copying.enter_context(driver.cursor())
+            self._copy = self._copying.enter_context(cursor.copy(self._copy_statement))
+        return self._copy
+
+    @contextmanager
+    def _keys_refused(self) -> Iterator[None]:
+        try:
+            yield
+        except Exception as error:
+            if _repeats_a_key(error) and not self.probing:
+                raise _KeyRepeated from error
+            raise
+
+
+class _BlockWriter:
+    """Writes the blocks typed by `outcomes.fast_csv`: on PostgreSQL through one COPY of their
+    CSV, left open while pyarrow types the next blocks (the server takes them in on the other
+    core); on SQLite by executemany. A repeated key is left to the unique (key, batch) index,
+    whose refusal is `_KeyRepeated`. A claim line that replaces or voids a claim must name one
+    loaded before it, in this file or a batch not retracted: checked once the rows are in."""
+
+    def __init__(self, connection: Connection, kind: EventType, batch_id: str) -> None:
+        self.connection, self.kind, self.batch_id = connection, kind, batch_id
+        self.table = EVENT_TABLES[kind.name]
+        self.count = 0
+        self._adjusting: list[tuple[Any, Any]] = []  # (row numbers, targets) of each block
+        self._writes = _Writes(connection, self.table, csv=True, probing=False)
+
+    def __enter__(self) -> _BlockWriter:
+        return self
+
+    def __exit__(self, *raised: Any) -> None:
+        self._writes.__exit__(*raised)
+
+    def write(self, block: Block) -> None:
+        if self.kind.name == "claim_line":
+            self._adjusting.append(block.adjusting(ADJUSTING, status="claim_status",
+                                                   target="adjusted_claim_id"))  # fmt: skip
+        self.count += block.rows
+        if self._writes.postgres:
+            self._writes.csv(block.csv_bytes(self.batch_id))
+        else:
+            self._writes.rows(zip(repeat(self.batch_id), *block.columns()))
+
+    def finish(self) -> None:
+        """Close the COPY (its unique index may refuse a row then), and check the claims named."""
+        self._writes.close()
+        for numbers, targets in self._adjusting:
+            for start in range(0, len(numbers), CHUNK):
+                pairs = zip(numbers[start:start + CHUNK].to_pylist(),
+                            targets[start:start + CHUNK].to_pylist(), strict=True)  # fmt: skip
+                if not self._all_named_before(list(pairs)):
+                    raise Unvouched  # the row path says which rows
+
+    def _all_named_before(self, pairs: list[tuple[int, str]]) -> bool:
+        """Whether each (row, claim) names a claim of an earlier row of this batch, or of a batch
+        not retracted: one probe of the unique (claim, line, batch) index each."""
+        table = self.table
+        number: Any
+        claim: Any
+        wanted: Any
+        if self._writes.postgres:
+            numbers = bindparam("numbers", [n for n, _ in pairs], type_=ARRAY(BigInteger()))
+            claims = bindparam("claims", [c for _, c in pairs], type_=ARRAY(Text()))
+            wanted = func.unnest(numbers, claims).table_valued("number", "claim").render_derived()
+            number, claim = wanted.c.number, wanted.c.claim
+        else:
+            wanted = func.json_each(bindparam("wanted", json.dumps(pairs), type_=Text())
+                                    ).table_valued("value")  # fmt: skip
+            number = func.json_extract(wanted.c.value, "$[0]")
+            claim = func.json_extract(wanted.c.value, "$[1]")
+        named = exists().where(
+            table.c.claim_id == claim,
+            or_(and_(table.c.batch_id == self.batch_id, table.c.row_number < number),
+                table.c.batch_id.in_(live_batches())),
+        )  # fmt: skip
+        unknown = select(number).select_from(wanted).where(~named).limit(1)
+        return self.connection.execute(unknown).first() is None
+
+
 @dataclass(frozen=True, slots=True)
 class _Chunk:
     """The rows of a chunk that typed without a problem, as their table stores them."""
@@ -505,23 +671,18 @@ class _Loading:
         self.found = 0  # every problem found
         self.count = 0  # rows typed without a problem
         self._chunk: _Chunk | None = None  # typed, to be checked and written
-        self._copying = ExitStack()  # the open COPY, if any
-        self._copy: Any = None
+        self._writes = _Writes(connection, self.table, csv=False, probing=probing)
         # Worked out once, not per row: where each column and the row's key are in a chunk.
         self._position = {c.name: i for i, c in enumerate(kind.columns)}
         self._key = [self._position[name] for name in kind.key]
         self._key_dates = [kind.fields[name] == DATE for name in kind.key]
         self._postgres = connection.dialect.name == "postgresql"
-        quote = connection.dialect.identifier_preparer.quote
-        names = ", ".join(quote(column.name) for column in self.table.columns)
-        self._copy_statement = f"COPY {quote(self.table.name)} ({names}) FROM STDIN"
-        self._insert_statement = str(insert(self.table).compile(dialect=connection.dialect))
 
     def __enter__(self) -> _Loading:
         return self
 
     def __exit__(self, *raised: Any) -> None:
-        self._copying.__exit__(*raised)  # an error aborts an open COPY, and so the transaction
+        self._writes.__exit__(*raised)  # an error aborts an open COPY, and so the transaction
 
     def add(
         self,
@@ -555,7 +716,7 @@ class _Loading:
 
     def finish(self) -> None:
         self._flush()
-        self._close_copy()
+        self._writes.close()
         if self.count == 0 and not self.problems:
             self._report([row_problem(self.where, 0, None, None, "the file has no rows")])
         if self.problems:
@@ -607,44 +768,7 @@ class _Loading:
         return to_database(column.type, value)
 
     def _write(self, chunk: _Chunk) -> None:
-        rows = zip(repeat(self.batch_id), chunk.numbers, *chunk.columns, chunk.extras)
-        if self._postgres:
-            if self._copy is None:
-                driver = self.connection.connection.driver_connection  # psycopg's own
-                assert driver is not None
-                cursor = self._copying.enter_context(driver.cursor())
-                self._copy = self._copying.enter_context(cursor.copy(self._copy_statement))
-            write = self._copy.write_row  # psycopg formats each row in C
-            for row in rows:
-                write(row)
-            return
-        cursor = self.connection.connection.driver_connection.cursor()  # type: ignore[union-attr]
-        try:
-            cursor.executemany(self._insert_statement, rows)
-        except sqlite3.IntegrityError as error:
-            if self._repeats_a_key(error):
-                raise _KeyRepeated from error
-            raise
-        finally:
-            cursor.close()
-
-    def _close_copy(self) -> None:
-        """Ends the open COPY, if any: the server has then taken every row written so far (and
-        says here if its unique index refused one)."""
-        if self._copy is None:
-            return
-        self._copy = None
-        try:
-            self._copying.close()
-        except Exception as error:
-            if self._repeats_a_key(error):
-                raise _KeyRepeated from error
-            raise
-
-    def _repeats_a_key(self, error: Exception) -> bool:
-        """A unique index refused a row while not probing: a reason to load again, probing."""
-        unique = getattr(error, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(error)
-        return unique and not self.probing
+        self._writes.rows(zip(repeat(self.batch_id), chunk.numbers, *chunk.columns, chunk.extras))
 
     def _duplicate_keys(self, chunk: _Chunk) -> list[Problem]:
         """Keys repeated within the chunk, or of rows of this batch already written. Left to the
@@ -669,7 +793,7 @@ class _Loading:
         """(row number, *key) of the rows of this batch already written whose key starts with
         one of `firsts`: one probe of the unique (key, batch) index per value (it reads the
         other batches' rows of that value too: on the path that names repeated keys only)."""
-        self._close_copy()  # the probe must see every row written so far
+        self._writes.close()  # the probe must see every row written so far
         table, key = self.table, [self.table.c[name] for name in self.kind.key]
         if self._postgres:
             wanted = _each(key[0], firsts)
@@ -687,7 +811,7 @@ class _Loading:
     def _known_claims(self, named: set[Any]) -> set[Any]:
         """Which of the claims `named` are in this batch or one not retracted: one probe of the
         unique (claim, line, batch) index a claim, however many batches there are."""
-        self._close_copy()
+        self._writes.close()
         table = self.table
         known = or_(table.c.batch_id == self.batch_id, table.c.batch_id.in_(live_batches()))
         if self._postgres:

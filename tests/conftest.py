@@ -36,6 +36,16 @@ def _admin_connection(url: str) -> psycopg.Connection[tuple[object, ...]]:
 @pytest.fixture(scope="session")
 def postgres_schema() -> Iterator[str]:
     """A fresh schema `settle_test_<hex>` for this session, dropped with all it holds at the end."""
+    yield from _session_schema()
+
+
+@pytest.fixture(scope="session")
+def postgres_twin_schema() -> Iterator[str]:
+    """A second schema of this session's, for a test comparing two databases side by side."""
+    yield from _session_schema()
+
+
+def _session_schema() -> Iterator[str]:
     server_url = _postgres_server_url()
     try:
         connection = _admin_connection(server_url)
@@ -99,6 +109,14 @@ def database_url(request: pytest.FixtureRequest) -> str:
     """An empty database on each backend in turn: a temp SQLite file, then a PostgreSQL schema."""
     url: str = request.getfixturevalue(f"{request.param}_url")
     return url
+
+
+@pytest.fixture
+def twin_database_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
+    """A second empty database on the backend of `database_url`."""
+    if database_url.startswith("sqlite"):
+        return f"sqlite:///{tmp_path / 'twin.db'}"
+    return _emptied(request.getfixturevalue("postgres_twin_schema"))
 
 
 @pytest.fixture

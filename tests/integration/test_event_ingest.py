@@ -137,6 +137,7 @@ BROKEN: list[tuple[str, str, bytes, str]] = [
     ("two-points-amount", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,12.345.6\n").encode(), "'12.345.6': not an amount"),
     ("thousands-separator", "a.csv", (HEADER + '\nc1,1,professional,p1,2018-01-05,"1,234.00"\n').encode(), "'1,234.00': not an amount"),
     ("five-decimals", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,1.00001\n").encode(), "not an amount"),
+    ("amount-beyond-64-bits", "a.csv", (HEADER + "\nc1,1,professional,p1,2018-01-05,999999999999999\n").encode(), "not an amount: at most 14 digits"),
     ("negative-units", "a.csv", b"claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount,service_unit_quantity\nc1,1,professional,p1,2018-01-05,1.00,-2\n", "column service_unit_quantity = '-2': not a count"),
     ("fractional-line-number", "a.csv", (HEADER + "\nc1,1.5,professional,p1,2018-01-05,1.00\n").encode(), "claim_line_number = '1.5'"),
     ("date-out-of-range", "a.csv", (HEADER + "\nc1,1,professional,p1,1800-01-05,1.00\n").encode(), "outside 1900-01-01 to 2100-12-31"),
@@ -178,8 +179,13 @@ def test_a_broken_file_is_refused_with_where_and_why_and_nothing_is_stored(
         assert connection.scalar(select(func.count()).select_from(table)) == 0
 
 
-def test_a_load_killed_midway_leaves_no_batch_and_no_rows(upgraded_engine, database_url, tmp_path):
-    big = _rekeyed_tuva(tmp_path / "big.csv", 25)
+@pytest.mark.parametrize("typed_by", ["pyarrow", "rows"])
+def test_a_load_killed_midway_leaves_no_batch_and_no_rows(
+    upgraded_engine, database_url, tmp_path, typed_by
+):
+    # A backslash in a cell makes the file one only the row path types.
+    big = _rekeyed_tuva(tmp_path / "big.csv", 150 if typed_by == "pyarrow" else 25,
+                        marked=typed_by == "rows")  # fmt: skip
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SETTLE_")},
            "SETTLE_DATABASE_URL": database_url}  # fmt: skip
     loader = subprocess.Popen(
@@ -212,8 +218,11 @@ def test_an_eligibility_span_repeated_without_a_plan_is_refused(
     assert store.batches() == ()
 
 
-def _rekeyed_tuva(path: Path, copies: int) -> Path:
+def _rekeyed_tuva(path: Path, copies: int, *, marked: bool = False) -> Path:
     lines = (TUVA / "medical_claim.csv").read_text().splitlines()
+    if marked:
+        lines[0] += ",note"
+        lines[1:] = [line + ",a\\b" for line in lines[1:]]
     with path.open("w") as handle:
         handle.write(lines[0] + "\n")
         for copy in range(copies):

@@ -1,0 +1,245 @@
+"""Reading and typing a whole CSV file in compiled code (pyarrow), for the load's fast path.
+
+Pure, and only a fast path, as `outcomes.columns` is: it vouches for a whole file or for none of
+it. A file holding anything it cannot vouch for raises `Unvouched`, and is loaded by the
+row-by-row path, which words every problem; what it does vouch for it types to exactly the values
+that path stores (tests hold the two to the same rows). It vouches only for plain files: no
+quote, backslash or control character anywhere (so no quoting rules to tell apart, and each cell
+is its JSON text as it is), each cell already in the shape its column takes.
+
+pyarrow reads the file a block at a time on every core (its C++ CSV reader), and checks and
+converts each column with its compute kernels: a regex over a column, a cast, a join of strings;
+no Python call per cell. Memory stays flat: a block is a few megabytes.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pa_csv
+
+from outcomes.events import Column, EventType
+from outcomes.parse import FIRST_DATE, LAST_DATE, MAX_TEXT, MONEY_DIGITS, SCORE_DIGITS
+from outcomes.readers import MAX_LINE, checked_names, delimiter_of
+from rules.types import COUNT, DATE, MONEY, SCORE, TEXT, Scalar
+
+BLOCK = 1 << 22  # bytes of the file read and typed at once
+# Python's str.strip() takes these off a cell; a cell starting or ending with one is the row
+# path's to judge (it strips it; this path does not).
+_SPACE = "".join(chr(c) for c in range(0x110000) if chr(c).isspace())
+_UNSTRIPPED = "^[{0}]|[{0}]$".format("".join(f"\\x{{{ord(c):x}}}" for c in _SPACE))
+_COUNT = "^[0-9]{1,9}$"
+_DATE = "^[0-9]{4}-[0-9]{2}-[0-9]{2}$"
+_FIRST, _LAST = pa.scalar(FIRST_DATE, pa.date32()), pa.scalar(LAST_DATE, pa.date32())
+# Every constant a kernel is given is an Arrow scalar made once: given a Python value, pyarrow
+# converts it on each call, trying imports (dateutil) that cost more than the kernel.
+_MAX_TEXT, _MAX_LINE = pa.scalar(MAX_TEXT, pa.int32()), pa.scalar(MAX_LINE, pa.int32())
+_QUOTE, _NOTHING, _OPEN, _CLOSE = (pa.scalar(text) for text in ('"', "", "{", "}"))
+_NULL_TEXT = pa.scalar(None, pa.string())
+
+
+class Unvouched(Exception):
+    """The file holds something only the row-by-row path can judge, or word as a problem."""
+
+
+@dataclass(frozen=True, slots=True)
+class Block:
+    """Rows of the file as their events table stores them: `row_number`, each event column in
+    the event type's order (money and scores as integers of their places, dates as ISO text,
+    None where empty) and `extra` (the JSON text of the cells outside the event type)."""
+
+    table: pa.Table
+
+    @property
+    def rows(self) -> int:
+        return int(self.table.num_rows)
+
+    def csv_bytes(self, batch_id: str) -> bytes:
+        """The rows as CSV for PostgreSQL's COPY, led by the batch id: an empty cell is NULL."""
+        table = self.table.add_column(0, "batch_id", pa.repeat(batch_id, self.rows))
+        sink = io.BytesIO()
+        pa_csv.write_csv(table, sink, pa_csv.WriteOptions(include_header=False))
+        return sink.getvalue()
+
+    def adjusting(
+        self, statuses: frozenset[str], *, status: str, target: str
+    ) -> tuple[pa.Array, pa.Array]:
+        """(row numbers, targets) of the rows whose `status` column is one of `statuses`, each
+        naming in `target` the event it adjusts; `Unvouched` if one names none."""
+        chosen = pc.is_in(self.table[status], value_set=pa.array(sorted(statuses)))
+        numbers = pc.filter(self.table["row_number"], chosen)
+        targets = pc.filter(self.table[target], chosen)
+        if targets.null_count:
+            raise Unvouched
+        return numbers.combine_chunks(), targets.combine_chunks()
+
+    def columns(self) -> list[list[object]]:
+        """Each column as a Python list, in the table's order."""
+        return [column.to_pylist() for column in self.table.columns]
+
+
+def typed_blocks(
+    path: Path,
+    event_type: EventType,
+    *,
+    mapping: Mapping[str, str],
+    places: Mapping[Scalar, int],
+    plain: bool,
+) -> Iterator[Block]:
+    """The file's rows, typed a block at a time; `Unvouched` as soon as a cell is not vouched
+    for (before, or between, blocks). `places`: the decimal places money and scores are stored
+    to. `plain`: the file has no byte JSON or CSV quoting would treat specially (the store's
+    scan of the file says)."""
+    if not plain:
+        raise Unvouched
+    try:
+        names = checked_names(path, event_type, mapping)
+    except Exception:
+        raise Unvouched from None  # the row path reads the header again, and says what is wrong
+    if len(set(names)) != len(names) or not all(_plain_name(name) for name in names):
+        raise Unvouched
+    typer = _BlockTyper(event_type, names, places)
+    read = pa_csv.ReadOptions(use_threads=False, block_size=8 * BLOCK,
+                              column_names=[f"c{i}" for i in range(len(names))])  # fmt: skip
+    parse = pa_csv.ParseOptions(delimiter=delimiter_of(path), quote_char=False,
+                                ignore_empty_lines=False)  # fmt: skip
+    convert = pa_csv.ConvertOptions(column_types=dict.fromkeys(read.column_names, pa.string()),
+                                    strings_can_be_null=True, null_values=[""])  # fmt: skip
+    first = 2  # the header is row 1
+    for lines in _line_blocks(path):
+        try:
+            rows = pa_csv.read_csv(pa.py_buffer(lines), read_options=read, parse_options=parse,
+                                   convert_options=convert)  # fmt: skip
+        except pa.ArrowException:
+            raise Unvouched from None  # not UTF-8, a row of another width: the row path says where
+        for batch in rows.to_batches():
+            yield Block(typer.typed(batch, first))
+            first += batch.num_rows
+
+
+def _line_blocks(path: Path) -> Iterator[bytes]:
+    """The file after its header, about BLOCK bytes at a time, each ending at the end of a line:
+    in a plain file (no quoting) every line is one row. pyarrow's own streaming reader reads far
+    ahead of its consumer (hundreds of megabytes); this keeps one block in hand."""
+    with path.open("rb") as handle:
+        handle.readline()
+        rest = b""
+        while block := handle.read(BLOCK):
+            block = rest + block
+            end = block.rfind(b"\n") + 1
+            if end == 0:
+                if len(block) > 4 * BLOCK:
+                    raise Unvouched  # no line end in megabytes: the row path says what it is
+                rest = block
+                continue
+            rest = block[end:]
+            yield block[:end]
+        if rest:
+            yield rest
+
+
+def _plain_name(name: str) -> bool:
+    """A column name that is its own JSON text (the key of a cell kept in `extra`)."""
+    return name.isprintable() and '"' not in name and "\\" not in name
+
+
+class _BlockTyper:
+    def __init__(self, event_type: EventType, names: tuple[str, ...], places: Mapping[Scalar, int]):
+        index = {name: i for i, name in enumerate(names)}
+        self.event_type, self.places = event_type, places
+        self.columns = [(c, index.get(c.name)) for c in event_type.columns]
+        extra = sorted(name for name in names if event_type.column(name) is None)
+        self.extra = [(pa.scalar(f',"{name}":"'), index[name]) for name in extra]
+
+    def typed(self, batch: pa.RecordBatch, first: int) -> pa.Table:
+        rows = batch.num_rows
+        arrays = [pa.array(range(first, first + rows), pa.int64())]
+        for column, index in self.columns:
+            if index is None:
+                arrays.append(pa.nulls(rows, _stored_type(column.type, self.places)))
+            else:
+                arrays.append(self._column(column, batch.column(index)))
+        arrays.append(self._extra(batch))
+        names = ["row_number", *(c.name for c in self.event_type.columns), "extra"]
+        return pa.Table.from_arrays(arrays, names=names)
+
+    def _column(self, column: Column, cells: pa.Array) -> pa.Array:
+        if column.required and cells.null_count:
+            raise Unvouched
+        kind = column.type
+        if kind == TEXT:
+            _vouch(pc.less_equal(pc.utf8_length(cells), _MAX_TEXT))
+            _vouch(pc.invert(pc.match_substring_regex(cells, _UNSTRIPPED)))
+            if column.allowed:
+                allowed = pc.is_in(cells, value_set=pa.array(column.allowed))  # null: False
+                _vouch(pc.or_(allowed, pc.is_null(cells)))
+            return cells
+        if kind in self.places:
+            return _scaled(cells, self.places[kind], integer_digits=_INTEGER_DIGITS[kind])
+        if kind == COUNT:
+            _vouch(pc.match_substring_regex(cells, _COUNT))
+            return pc.cast(cells, pa.int64())
+        assert kind == DATE
+        _vouch(pc.match_substring_regex(cells, _DATE))
+        try:
+            dates = pc.cast(cells, pa.date32())  # a calendar date, or an error
+        except pa.ArrowInvalid:
+            raise Unvouched from None
+        _vouch(pc.and_(pc.greater_equal(dates, _FIRST), pc.less_equal(dates, _LAST)))
+        return cells  # the ISO text, as the row path stores a date
+
+    def _extra(self, batch: pa.RecordBatch) -> pa.Array:
+        """Each row's cells outside the event type, non-empty, as compact JSON with sorted keys
+        (`outcomes.columns.extra_text`); null for a row without any. The file is plain, so a
+        cell is its own JSON string text."""
+        pieces = []
+        for prefix, index in self.extra:
+            cells = batch.column(index)
+            if cells.null_count == len(cells):
+                continue
+            _vouch(pc.less_equal(pc.binary_length(cells), _MAX_LINE))
+            piece = pc.binary_join_element_wise(prefix, cells, _QUOTE, _NOTHING,
+                                                null_handling="emit_null")  # fmt: skip
+            pieces.append(piece)
+        if not pieces:
+            return pa.nulls(batch.num_rows, pa.string())
+        # Joined without a separator, each piece led by its comma, a null piece as nothing
+        # (pyarrow's null_handling="skip" loses the rows whose every piece is null); the first
+        # comma is cut off.
+        body = pc.binary_join_element_wise(*pieces, _NOTHING, null_handling="replace",
+                                           null_replacement="")  # fmt: skip
+        text = pc.binary_join_element_wise(_OPEN, pc.utf8_slice_codeunits(body, 1), _CLOSE,
+                                           _NOTHING)  # fmt: skip
+        return pc.if_else(pc.equal(body, _NOTHING), _NULL_TEXT, text)
+
+
+_INTEGER_DIGITS = {MONEY: MONEY_DIGITS, SCORE: SCORE_DIGITS}
+
+
+def _scaled(cells: pa.Array, places: int, *, integer_digits: int) -> pa.Array:
+    """Amounts of at most `integer_digits` digits and `places` decimals, as integers of their
+    smallest unit, exactly (a decimal cast, not a float)."""
+    shape = rf"^-?[0-9]{{1,{integer_digits}}}(\.[0-9]{{1,{places}}})?$"
+    _vouch(pc.match_substring_regex(cells, shape))
+    precision = integer_digits + places
+    try:
+        exact = pc.cast(cells, pa.decimal128(precision, places))
+        unit = pa.scalar(10**places, pa.decimal128(places + 1, 0))
+        return pc.cast(pc.multiply(exact, unit), pa.int64())  # safe: refuses what overflows
+    except pa.ArrowInvalid:
+        raise Unvouched from None
+
+
+def _stored_type(kind: Scalar, places: Mapping[Scalar, int]) -> pa.DataType:
+    return pa.int64() if kind in places or kind == COUNT else pa.string()
+
+
+def _vouch(checks: pa.Array) -> None:
+    """Every non-empty cell passed (an empty one is null, and vouched for by its column)."""
+    if not pc.all(checks, min_count=0).as_py():
+        raise Unvouched

@@ -1,0 +1,257 @@
+"""The fast path (a plain CSV read and typed by pyarrow) stores exactly what the row-by-row path
+stores, and refuses exactly what it refuses, with the same words: every file below and random
+ones are loaded both ways, into two databases side by side, on SQLite and on PostgreSQL.
+
+Each case also says whether pyarrow vouches for the file, so the comparison is known to cover the
+fast path and not only its fallback."""
+
+from __future__ import annotations
+
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from sqlalchemy import select
+
+from api.database import engine_from_url
+from api.schema import upgrade_to_head
+from outcomes.events import EVENT_TYPES
+from outcomes.fast_csv import Unvouched, typed_blocks
+from outcomes.readers import scan
+from outcomes.store import _PLACES, EVENT_TABLES, EventStore
+from rules.errors import RuleError
+from rules.types import COUNT, DATE, MONEY, SCORE
+
+TUVA = Path(__file__).resolve().parents[2] / "fixtures" / "tuva"
+HEADER = "claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid_amount"
+WIDE = HEADER + ",claim_status,adjusted_claim_id,member_id,service_unit_quantity,note,code"
+
+
+@pytest.fixture
+def twins(upgraded_engine, twin_database_url, new_clock):
+    """(a store loading by the fast path where it can, a store loading every file row by row),
+    each on its own empty database of the same backend."""
+    twin = engine_from_url(twin_database_url)
+    upgrade_to_head(twin)
+    yield (EventStore(upgraded_engine, clock=new_clock()),
+           EventStore(twin, clock=new_clock(), fast_csv=False))  # fmt: skip
+    twin.dispose()
+
+
+def outcome(store: EventStore, path: Path, kind: str, mapping: dict[str, str] | None) -> Any:
+    """What loading the file did: the rows stored for its batch, or every problem reported."""
+    try:
+        batch = store.load(path, kind, mapping=mapping).batch
+    except RuleError as error:
+        return "refused", error.problems
+    table = EVENT_TABLES[kind]
+    query = select(table).where(table.c.batch_id == batch.batch_id).order_by(table.c.row_number)
+    with store.engine.connect() as connection:
+        return "loaded", batch.rows, [tuple(row) for row in connection.execute(query)]
+
+
+def vouched(path: Path, kind: str, mapping: dict[str, str] | None = None) -> bool:
+    """Whether pyarrow types the whole file (the store may still refuse it: a repeated key, a
+    replacement of a claim never loaded; then the row path words why)."""
+    try:
+        blocks = typed_blocks(path, EVENT_TYPES[kind], mapping=mapping or {}, places=_PLACES,
+                              plain=scan(path)[1])  # fmt: skip
+        return sum(block.rows for block in blocks) >= 0
+    except Unvouched:
+        return False
+
+
+def loads_alike(twins, path: Path, kind: str = "claim_line", mapping=None) -> Any:
+    fast, rows = twins
+    found = outcome(fast, path, kind, mapping)
+    assert found == outcome(rows, path, kind, mapping)
+    return found
+
+
+def write(tmp_path: Path, name: str, text: str, *, encoding: str = "utf-8") -> Path:
+    path = tmp_path / name
+    path.write_bytes(text.encode(encoding))
+    return path
+
+
+ROW = "c1,1,professional,p1,2018-01-05,10.00"
+# (case, file name, content, pyarrow vouches for it)
+# fmt: off
+CASES = [
+    ("cells that read as null elsewhere are text", "a.csv",
+     f"{WIDE}\nc1,1,professional,NA,2018-01-05,1.00,,,NULL,,N/A,nan\n", True),
+    ("money to the ten-thousandth, exactly", "a.csv",
+     f"{HEADER}\nc1,1,x,p,2018-01-05,0.0001\nc1,2,x,p,2018-01-05,-12.5\n"
+     "c1,3,x,p,2018-01-05,12345678901234.9999\nc1,4,x,p,2018-01-05,-0\n", True),
+    ("counts with leading zeros", "a.csv", f"{HEADER}\nc1,007,x,p,2018-01-05,1\n", True),
+    ("a byte-order mark and CRLF line ends", "a.csv",
+     f"\ufeff{HEADER}\r\n{ROW}\r\nc2,1,x,p,2018-01-05,1\r\n", True),
+    ("tab-separated", "a.tsv", f"{HEADER}\n{ROW}\n".replace(",", "\t"), True),
+    ("no newline after the last row", "a.csv", f"{HEADER}\n{ROW}", True),
+    ("optional columns absent, extras in sorted order", "a.csv",
+     f"{HEADER},zeta,alpha,é\n{ROW},z,,ü\n", True),
+    ("a lone carriage return ending a row", "a.csv",
+     f"{HEADER}\n{ROW}\rc2,1,x,p,2018-01-05,1\n", True),
+    ("a replacement of an earlier row", "a.csv",
+     f"{WIDE}\nc1,1,x,p,2018-01-05,1,original,,,,,\nc2,1,x,p,2018-01-05,1,replacement,c1,,,,\n",
+     True),
+    # pyarrow types these; the store's own checks then refuse them, and the row path says why.
+    ("a key repeated", "a.csv", f"{HEADER}\n{ROW}\n{ROW}\n", True),
+    ("a replacement of a later row", "a.csv",
+     f"{WIDE}\nc2,1,x,p,2018-01-05,1,replacement,c1,,,,\nc1,1,x,p,2018-01-05,1,original,,,,,\n",
+     True),
+    ("a replacement of itself", "a.csv", f"{WIDE}\nc1,1,x,p,2018-01-05,1,replacement,c1,,,,\n", True),
+    ("a void naming no claim", "a.csv", f"{WIDE}\nc1,1,x,p,2018-01-05,1,void,,,,,\n", True),
+    ("no rows", "a.csv", f"{HEADER}\n", True),
+    # pyarrow does not vouch for these: the row path types them, or words their problems.
+    ("a claim status not allowed", "a.csv", f"{WIDE}\nc1,1,x,p,2018-01-05,1,VOID,c0,,,,\n", False),
+    ("an amount in exponent form", "a.csv", f"{HEADER}\nc1,1,x,p,2018-01-05,1e3\n", False),
+    ("an amount with two points", "a.csv", f"{HEADER}\nc1,1,x,p,2018-01-05,12.345.6\n", False),
+    ("an amount with five decimals", "a.csv", f"{HEADER}\nc1,1,x,p,2018-01-05,1.00001\n", False),
+    ("an amount of 15 digits", "a.csv", f"{HEADER}\nc1,1,x,p,2018-01-05,999999999999999\n", False),
+    ("negative units", "a.csv", f"{WIDE}\nc1,1,x,p,2018-01-05,1,,,,-2,,\n", False),
+    ("a date not on the calendar", "a.csv", f"{HEADER}\nc1,1,x,p,2018-02-29,1\n", False),
+    ("a date before 1900", "a.csv", f"{HEADER}\nc1,1,x,p,1899-12-31,1\n", False),
+    ("a cell padded with spaces", "a.csv", f"{HEADER}\nc1,1,x, p1 ,2018-01-05,1\n", False),
+    ("a cell ending in a no-break space", "a.csv",
+     f"{HEADER}\nc1,1,x,p1\u00a0,2018-01-05,1\n", False),
+    ("a text over 200 characters", "a.csv", f"{HEADER}\nc1,1,x,{'p' * 201},2018-01-05,1\n", False),
+    ("a required cell empty", "a.csv", f"{HEADER}\nc1,1,x,,2018-01-05,1\n", False),
+    ("a blank line", "a.csv", f"{HEADER}\n{ROW}\n\nc2,1,x,p,2018-01-05,1\n", False),
+    ("a line of empty fields", "a.csv", f"{HEADER}\n{ROW}\n,,,,,\n", False),
+    ("a truncated last row", "a.csv", f"{HEADER}\n{ROW}\nc2,1,x\n", False),
+    ("a row too wide", "a.csv", f"{HEADER}\n{ROW},extra\n", False),
+    ("a quoted cell", "a.csv", f'{HEADER}\n"c1",1,x,p,2018-01-05,1\n', False),
+    ("a backslash in a cell", "a.csv", f"{HEADER},note\n{ROW},a\\b\n", False),
+    ("a header lacking a required column", "a.csv", "claim_id,claim_type\nc1,x\n", False),
+    ("a header repeating a column", "a.csv", f"{HEADER},note,note\n{ROW},a,b\n", False),
+]
+# fmt: on
+
+
+@pytest.mark.parametrize(("case", "name", "content", "fast"), CASES, ids=[c[0] for c in CASES])
+def test_a_file_loads_alike_by_pyarrow_and_row_by_row(twins, tmp_path, case, name, content, fast):
+    path = write(tmp_path, name, content)
+    assert vouched(path, "claim_line") is fast
+    loads_alike(twins, path)
+
+
+def test_a_file_that_is_not_utf8_loads_alike(twins, tmp_path):
+    path = write(tmp_path, "a.csv", f"{HEADER},note\n{ROW},caf\xe9\n", encoding="latin-1")
+    assert not vouched(path, "claim_line")
+    assert loads_alike(twins, path)[0] == "refused"
+
+
+def test_the_tuva_files_load_alike(twins):
+    for name, kind in (("medical_claim.csv", "claim_line"), ("eligibility.csv", "eligibility")):
+        assert vouched(TUVA / name, kind)
+        assert loads_alike(twins, TUVA / name, kind)[1] > 200
+
+
+def test_a_mapped_file_loads_alike(twins, tmp_path):
+    mapping = {"claim_id": "CLM", "patient_id": "BENE", "paid_amount": "PAID"}
+    path = write(tmp_path, "a.csv", "CLM,claim_line_number,claim_type,BENE,claim_start_date,PAID,"
+                 "claim_id\nc1,1,x,p,2018-01-05,1.5,kept\n")  # fmt: skip
+    assert vouched(path, "claim_line", mapping) is False  # claim_id named twice once mapped
+    loads_alike(twins, path, mapping=mapping)
+    path = write(tmp_path, "b.csv", "CLM,claim_line_number,claim_type,BENE,claim_start_date,PAID,"
+                 "other\nc1,1,x,p,2018-01-05,1.5,kept\n")  # fmt: skip
+    assert vouched(path, "claim_line", mapping)
+    loads_alike(twins, path, mapping=mapping)
+
+
+def test_replacements_of_claims_in_earlier_batches_load_alike(twins, tmp_path):
+    """A replacement may name a claim of a batch loaded before, unless it was retracted."""
+    first = write(tmp_path, "first.csv", f"{WIDE}\nc1,1,x,p,2018-01-05,1,,,,,,\n"
+                  "c2,1,x,p,2018-01-05,1,,,,,,\n")  # fmt: skip
+    later = write(tmp_path, "later.csv", f"{WIDE}\nc9,1,x,p,2018-01-05,1,replacement,c1,,,,\n"
+                  "c8,1,x,p,2018-01-05,1,void,c2,,,,\n")  # fmt: skip
+    assert vouched(later, "claim_line")
+    for store in twins:
+        store.load(first, "claim_line")
+    assert loads_alike(twins, later)[0] == "loaded"
+    for store in twins:
+        store.retract(store.batches()[0].batch_id, reason="sent in error")
+    again = write(tmp_path, "again.csv", f"{WIDE}\nc7,1,x,p,2018-01-05,1,replacement,c1,,,,\n")
+    assert vouched(again, "claim_line")
+    assert loads_alike(twins, again)[0] == "refused"  # c1 is only in the retracted batch
+
+
+@pytest.mark.parametrize("kind", ["eligibility", "attribution", "quality_result", "risk_score",
+                                  "episode", "admission"])  # fmt: skip
+def test_every_event_type_loads_alike(twins, tmp_path, kind):
+    columns = EVENT_TYPES[kind].columns
+    header = ",".join(c.name for c in columns)
+    sample = {DATE: "2018-03-01", MONEY: "12.50", SCORE: "0.875", COUNT: "3"}
+    cells = [sample.get(c.type, f"{c.name[:3]}1") for c in columns]
+    if kind == "admission":
+        cells[[c.name for c in columns].index("status")] = "admitted"
+    path = write(tmp_path, f"{kind}.csv", f"{header}\n{','.join(cells)}\n")
+    assert vouched(path, kind)
+    assert loads_alike(twins, path, kind)[0] == "loaded"
+
+
+# Random files: rows of cells drawn from shapes each type takes and shapes it refuses.
+CLAIMS = ["c1", "c2", "c3", " c4", "c5\u00a0"]
+# fmt: off
+CELLS = {
+    "claim_id": st.sampled_from(CLAIMS),
+    "claim_line_number": st.sampled_from(["1", "2", "02", "-1", "1.0", "", "999999999"]),
+    "claim_type": st.sampled_from(["professional", "institutional", "NA", "é", "x" * 201]),
+    "patient_id": st.sampled_from(["p1", "p2", "null", " p3", ""]),
+    "claim_start_date": st.sampled_from(["2018-01-05", "2020-02-29", "2018-02-29", "1899-12-31",
+                                         "2101-01-01", "2018-1-05", "20180105", ""]),
+    "paid_amount": st.sampled_from(["10.00", "0.0001", "-3.5", "1e3", "12.345.6", "1,000", "",
+                                    "12345678901234.9999", "999999999999999", " 1"]),
+    "claim_status": st.sampled_from(["", "original", "replacement", "void", "VOID"]),
+    "adjusted_claim_id": st.sampled_from(["", *CLAIMS, "c9"]),
+    "service_unit_quantity": st.sampled_from(["", "1", "0", "-2", "1e2"]),
+    "note": st.sampled_from(["", "a note", "NA", "ü", "N/A"]),
+    "code": st.sampled_from(["", "x", "#N/A"]),
+}
+# fmt: on
+NAMES = list(CELLS)
+
+
+@st.composite
+def claim_files(draw: st.DrawFn) -> str:
+    valid = draw(st.booleans())  # half the files drawn from valid shapes only, so many vouch
+    rows = []
+    for number in range(draw(st.integers(1, 6))):
+        cells = []
+        for name, cell in CELLS.items():
+            drawn = draw(cell)
+            if valid:
+                drawn = _valid(name, drawn, number)
+            cells.append(drawn)
+        rows.append(",".join(cells))
+    end = draw(st.sampled_from(["\n", "\r\n"]))
+    return end.join([",".join(NAMES), *rows]) + end
+
+
+def _valid(name: str, cell: str, number: int) -> str:
+    """A cell of the shape its column takes, near the one drawn."""
+    fixed = {"claim_id": f"c{number}", "claim_line_number": "1", "claim_type": "professional",
+             "patient_id": "p1", "claim_start_date": "2018-01-05", "claim_status": "original",
+             "adjusted_claim_id": "", "service_unit_quantity": "1"}  # fmt: skip
+    if name == "paid_amount":
+        return cell if cell in ("10.00", "0.0001", "-3.5", "12345678901234.9999") else "1"
+    return fixed.get(name, cell)
+
+
+def test_random_claim_files_load_alike(twins, tmp_path):
+    drawn: Counter[bool] = Counter()
+
+    @settings(max_examples=60, deadline=None, derandomize=True,
+              suppress_health_check=[HealthCheck.function_scoped_fixture])  # fmt: skip
+    @given(text=claim_files())
+    def load_alike(text: str) -> None:
+        path = write(tmp_path, f"claims-{sum(drawn.values())}.csv", text)
+        drawn[vouched(path, "claim_line")] += 1
+        loads_alike(twins, path)
+
+    load_alike()
+    assert drawn[True] >= 10 and drawn[False] >= 10, drawn
