@@ -16,19 +16,29 @@ by default the full file in ../shared (137 columns, 110 of them kept as extras),
 repository's copy; `--source fixtures/tuva/medical_claim.csv` takes the repository's copy, cut
 to the 27 columns Settle reads.
 
-Where PostgreSQL's load goes, and why it misses 2x on the 137-column file (--lines 300000, the
-parts timed alone): the server's side (the same rows into the events table: INSERT … SELECT)
-is about 1.9x the bare COPY; Python's side about 3.3x: reading 137 cells a row with the csv
-module about 0.8x on its own, typing the 27 event columns 1.0x, keeping the 110 others as JSON
-0.7x, handing the rows to COPY 0.7x. The two run at once (the server on the other core), so the
-load is Python's side plus the tail of the COPY: 3.75-3.86x at 3,000,000 lines. Within 2x needs
-Python's side under 2x the COPY, less than reading the file twice with the csv module; and both
-sides together are over 5x the COPY of work for two cores, so even split perfectly they take
-2.5x. Typing in a helper process (tried: chunks pickled to the loader through a pipe) was slower
-still: pickling 9 million values each way costs more than the overlap gains (SQLite 37.6 s
-against 26.5 s for 1,000,000 lines). SQLite has no other core to use: its load is the floor's
-work plus typing, 1.6-1.8x. With only Settle's 27 columns (1,000,000 lines) a COPY costs 1.6 us a
-row and typing in Python ~8 us: PostgreSQL 5.25x, SQLite 1.55x.
+Where PostgreSQL's load goes, and why it is just over 2x on the 137-column file. The file is
+plain, so pyarrow reads and types it (outcomes/fast_csv.py) while the server takes the COPY in on
+the other core. pyarrow's side is about 2x the bare COPY in CPU time (at 1,000,000 lines: the
+C++ CSV reader 0.6x, the checks and casts 0.4x, the JSON of the 110 other cells 0.6x, writing
+the typed rows as CSV 0.2x); the server's side is the events table's own cost, 1.9x (INSERT …
+SELECT below, no Python at all). So the load is the server's side and a little more: 2.15x at
+3,000,000 lines, 1.12x the table's own cost. Within 2x needs a cheaper table, and it is the
+unique (key, batch) index kept up row by row: the same typed rows COPYed into a copy of the
+table without it take 1.35x, and 1.2x with the index built after the COPY. A partition per
+batch, its index built after its COPY, would get there, at the price of one probe per partition
+when a replacement names a claim of an earlier batch.
+
+Files pyarrow does not vouch for (quoted, or with a cell only the row path judges) are typed in
+Python, as every file was before: 3.75-3.86x on PostgreSQL at 3,000,000 lines, the csv module
+reading 137 cells a row 0.8x on its own, typing the 27 event columns 1.0x, the other cells' JSON
+0.7x, handing rows to COPY 0.7x. Tried there and dropped: typing in a helper process (chunks
+pickled through a pipe: slower, SQLite 37.6 s against 26.5 s for 1,000,000 lines); building COPY
+text column-wise (no faster); typing in SQL after a COPY into a staging table (5.1x).
+
+SQLite has no other core to use: its load is the floor's work plus typing, 1.49x with pyarrow
+(1.6-1.8x typed in Python). pyarrow's own streaming reader reads hundreds of megabytes ahead of
+its consumer; the fast path hands it 4 MB of whole lines at a time, which keeps the load's peak
+near 250 MB.
 
 Usage: python bench/events.py [--lines 3000000] [--source CSV] [--postgres URL]
 """
