@@ -15,7 +15,7 @@ import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import ExitStack, contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
 from pathlib import Path
@@ -232,9 +232,10 @@ class EventStore:
             return existing
         batch = {"batch_id": batch_id, "event_type": kind.name, "source": path.name[:500],
                  "learned_at": self._clock(), "source_as_of": source_as_of}  # fmt: skip
+        load = _Load(path, kind, batch, mapping or {}, on_progress, plain)
         try:
-            if not self._loaded_fast(path, kind, batch, mapping, on_progress, plain):
-                self._load_batch(path, kind, batch, mapping, on_progress, plain, probing=False)
+            if not self._loaded_fast(load):
+                self._load_batch(load, probing=False)
         except (_KeyRepeated, _AlreadyLoaded, IntegrityError) as error:
             # Loaded meanwhile by another process (whose rows the unique index met, or whose
             # batch row): that batch is the answer. Else a key repeated across chunks, which
@@ -244,7 +245,7 @@ class EventStore:
                 return existing
             if not isinstance(error, _KeyRepeated):
                 raise
-            self._load_batch(path, kind, batch, mapping, None, plain, probing=True)
+            self._load_batch(replace(load, on_progress=None), probing=True)
         result = self._batch_or_none(batch_id)
         assert result is not None
         return LoadResult(result, loaded=True)
@@ -258,61 +259,44 @@ class EventStore:
                                   f"{batch_id[:12]}…), not {kind.name}")  # fmt: skip
         return LoadResult(existing, loaded=False)
 
-    def _load_batch(
-        self,
-        path: Path,
-        kind: EventType,
-        batch: dict[str, Any],
-        mapping: Mapping[str, str] | None,
-        on_progress: Callable[[int], None] | None,
-        plain: bool,
-        *,
-        probing: bool,
-    ) -> None:
+    def _load_batch(self, load: _Load, *, probing: bool) -> None:
         """One transaction: the events, then the batch row with their count; or an exception
         and nothing."""
         with _collector_paused(), self.engine.begin() as connection:
-            batch_id, where = batch["batch_id"], str(path)
-            _wait_for_other_loads_of(connection, batch_id)
-            loading = _Loading(connection, kind, batch_id, where, plain=plain, probing=probing)
+            _wait_for_other_loads_of(connection, load.batch_id)
+            loading = _Loading(connection, load.kind, load.batch_id, str(load.path),
+                               plain=load.plain, probing=probing)  # fmt: skip
             with loading:
                 shown = 0
-                for chunk in read_chunks(path, kind, mapping=mapping, size=min(TYPED, CHUNK)):
+                chunks = read_chunks(load.path, load.kind, mapping=load.mapping,
+                                     size=min(TYPED, CHUNK))  # fmt: skip
+                for chunk in chunks:
                     loading.add(*chunk)
-                    if on_progress is not None and chunk[0] and chunk[0][-1] // 10_000 > shown:
+                    if chunk[0] and chunk[0][-1] // 10_000 > shown:
                         shown = chunk[0][-1] // 10_000
-                        on_progress(loading.count)
+                        load.progress(loading.count)
                 loading.finish()
-            connection.execute(insert(batches_table).values({**batch, "rows": loading.count}))
+            connection.execute(insert(batches_table).values(load.batch_row(loading.count)))
 
-    def _loaded_fast(
-        self,
-        path: Path,
-        kind: EventType,
-        batch: dict[str, Any],
-        mapping: Mapping[str, str] | None,
-        on_progress: Callable[[int], None] | None,
-        plain: bool,
-    ) -> bool:
+    def _loaded_fast(self, load: _Load) -> bool:
         """Load a plain CSV typed by pyarrow, in one transaction as `_load_batch` does: True if
         it landed; False, having written nothing, if the file holds anything that path does not
         vouch for (the row-by-row path then loads it, or words every problem)."""
-        if not (self._fast_csv and plain and format_of(path) == "csv"):
+        if not (self._fast_csv and load.plain and format_of(load.path) == "csv"):
             return False
-        batch_id = batch["batch_id"]
-        blocks = typed_blocks(path, kind, mapping=mapping or {}, places=_PLACES, plain=plain)
+        blocks = typed_blocks(load.path, load.kind, mapping=load.mapping, places=_PLACES,
+                              plain=load.plain)  # fmt: skip
         try:
             with _collector_paused(), self.engine.begin() as connection:
-                _wait_for_other_loads_of(connection, batch_id)
-                with _BlockWriter(connection, kind, batch_id) as writer:
+                _wait_for_other_loads_of(connection, load.batch_id)
+                with _BlockWriter(connection, load.kind, load.batch_id) as writer:
                     for block in blocks:
                         writer.write(block)
-                        if on_progress is not None:
-                            on_progress(writer.count)
+                        load.progress(writer.count)
                     writer.finish()
                 if writer.count == 0:
                     raise Unvouched  # the row path says the file has no rows
-                connection.execute(insert(batches_table).values({**batch, "rows": writer.count}))
+                connection.execute(insert(batches_table).values(load.batch_row(writer.count)))
         except Unvouched:
             return False
         return True
@@ -429,6 +413,30 @@ class EventStore:
         with self.engine.connect() as connection:
             for row in connection.execute(query.order_by(table.c.batch_id, table.c.row_number)):
                 yield {c.name: from_database(c.type, getattr(row, c.name)) for c in kind.columns}
+
+
+@dataclass(frozen=True, slots=True)
+class _Load:
+    """One file to load as a batch: its event type, its batch row (less the count), how its
+    columns are mapped, whom to tell of progress, and whether it is plain (readers.scan)."""
+
+    path: Path
+    kind: EventType
+    batch: Mapping[str, Any]
+    mapping: Mapping[str, str]
+    on_progress: Callable[[int], None] | None
+    plain: bool
+
+    @property
+    def batch_id(self) -> str:
+        return str(self.batch["batch_id"])
+
+    def batch_row(self, rows: int) -> dict[str, Any]:
+        return {**self.batch, "rows": rows}
+
+    def progress(self, rows: int) -> None:
+        if self.on_progress is not None:
+            self.on_progress(rows)
 
 
 class _AlreadyLoaded(Exception):
