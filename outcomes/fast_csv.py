@@ -14,10 +14,12 @@ no Python call per cell. Memory stays flat: a block is a few megabytes.
 
 from __future__ import annotations
 
+import codecs
 import io
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import BinaryIO
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -127,20 +129,49 @@ def _line_blocks(path: Path) -> Iterator[bytes]:
     in a plain file (no quoting) every line is one row. pyarrow's own streaming reader reads far
     ahead of its consumer (hundreds of megabytes); this keeps one block in hand."""
     with path.open("rb") as handle:
-        handle.readline()
-        rest = b""
+        rest = _after_header(handle)
         while block := handle.read(BLOCK):
             block = rest + block
             end = block.rfind(b"\n") + 1
             if end == 0:
-                if len(block) > 4 * BLOCK:
-                    raise Unvouched  # no line end in megabytes: the row path says what it is
+                _vouch_for_length(block)
                 rest = block
                 continue
             rest = block[end:]
-            yield block[:end]
+            yield _whole_rows(block[:end])
         if rest:
-            yield rest
+            yield _whole_rows(rest)
+
+
+def _after_header(handle: BinaryIO) -> bytes:
+    """What the file holds after its header line, as far as read. The header ends at its first
+    line end, as the csv module reads it; a lone carriage return ending it is left to the row
+    path (which ends the header there, where a line read up to a newline would not)."""
+    head = b""
+    while (end := head.find(b"\n")) < 0:
+        more = handle.read(BLOCK)
+        if not more:
+            end = len(head)
+            break
+        head += more
+        _vouch_for_length(head)
+    if b"\r" in head[:end].removesuffix(b"\r"):
+        raise Unvouched
+    return head[end + 1 :]
+
+
+def _vouch_for_length(unended: bytes) -> None:
+    """Megabytes without a newline (lines ended by a lone carriage return?): the row path's."""
+    if len(unended) > 4 * BLOCK:
+        raise Unvouched
+
+
+def _whole_rows(lines: bytes) -> bytes:
+    """pyarrow drops a byte-order mark that starts what it reads; the row path keeps one that
+    starts a row (it is a character of that row's first cell), so such a row is its to judge."""
+    if lines.startswith(codecs.BOM_UTF8):
+        raise Unvouched
+    return lines
 
 
 def _plain_name(name: str) -> bool:

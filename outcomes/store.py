@@ -67,6 +67,9 @@ CHUNK = 5_000  # rows checked (their keys, the claims they adjust) and written a
 # few dozen lists of values. A tenth of the collector's work, and the rows stay in the CPU caches.
 TYPED = 500
 MAX_PROBLEMS = 100
+# Claims named by replacements and voids kept by the fast path before it checks them (and so
+# closes its COPY): a few megabytes at most, however many a file holds.
+NAMED_AT_ONCE = 100_000
 # Required of files since 0004, nullable in tables made by 0003 (rows stored before may lack it).
 NULLABLE_STORED = frozenset({"claim_start_date"})
 ADJUSTING = frozenset({"replacement", "void"})  # the claim statuses that name another claim
@@ -506,7 +509,7 @@ class _Writes:
         self.postgres = connection.dialect.name == "postgresql"
         quote = connection.dialect.identifier_preparer.quote
         names = ", ".join(quote(column.name) for column in table.columns)
-        shape = " (FORMAT csv)" if csv else ""
+        shape = " (FORMAT csv, ENCODING 'UTF8')" if csv else ""  # the bytes are UTF-8
         self._copy_statement = f"COPY {quote(table.name)} ({names}) FROM STDIN{shape}"
         self._insert_statement = str(insert(table).compile(dialect=connection.dialect))
         self._copying = ExitStack()
@@ -532,7 +535,8 @@ class _Writes:
                 cursor.close()
 
     def csv(self, text: bytes) -> None:
-        """Rows as CSV (PostgreSQL: a COPY opened with `csv`)."""
+        """Rows as CSV in UTF-8, whatever the connection's encoding (PostgreSQL: a COPY opened
+        with `csv`)."""
         with self._keys_refused():
             self._stream().write(text)
 
@@ -574,7 +578,8 @@ class _BlockWriter:
         self.connection, self.kind, self.batch_id = connection, kind, batch_id
         self.table = EVENT_TABLES[kind.name]
         self.count = 0
-        self._adjusting: list[tuple[Any, Any]] = []  # (row numbers, targets) of each block
+        self._adjusting: list[tuple[Any, Any]] = []  # (row numbers, targets) of some blocks
+        self._named = 0  # how many claims they name
         self._writes = _Writes(connection, self.table, csv=True, probing=False)
 
     def __enter__(self) -> _BlockWriter:
@@ -584,17 +589,26 @@ class _BlockWriter:
         self._writes.__exit__(*raised)
 
     def write(self, block: Block) -> None:
-        if self.kind.name == "claim_line":
-            self._adjusting.append(block.adjusting(ADJUSTING, status="claim_status",
-                                                   target="adjusted_claim_id"))  # fmt: skip
         self.count += block.rows
         if self._writes.postgres:
             self._writes.csv(block.csv_bytes(self.batch_id))
         else:
             self._writes.rows(zip(repeat(self.batch_id), *block.columns()))
+        if self.kind.name == "claim_line":
+            numbers, targets = block.adjusting(ADJUSTING, status="claim_status",
+                                               target="adjusted_claim_id")  # fmt: skip
+            self._adjusting.append((numbers, targets))
+            self._named += len(numbers)
+            if self._named >= NAMED_AT_ONCE:
+                self._check_named()
 
     def finish(self) -> None:
         """Close the COPY (its unique index may refuse a row then), and check the claims named."""
+        self._check_named()
+
+    def _check_named(self) -> None:
+        """The claims named so far are each of an earlier row or a batch not retracted: checked
+        once every row written so far is in (the COPY closed; the next write opens another)."""
         self._writes.close()
         for numbers, targets in self._adjusting:
             for start in range(0, len(numbers), CHUNK):
@@ -602,6 +616,7 @@ class _BlockWriter:
                             targets[start:start + CHUNK].to_pylist(), strict=True)  # fmt: skip
                 if not self._all_named_before(list(pairs)):
                     raise Unvouched  # the row path says which rows
+        self._adjusting, self._named = [], 0
 
     def _all_named_before(self, pairs: list[tuple[int, str]]) -> bool:
         """Whether each (row, claim) names a claim of an earlier row of this batch, or of a batch

@@ -18,6 +18,8 @@ from sqlalchemy import select
 
 from api.database import engine_from_url
 from api.schema import upgrade_to_head
+from outcomes import fast_csv
+from outcomes import store as outcome_store
 from outcomes.events import EVENT_TYPES
 from outcomes.fast_csv import Unvouched, typed_blocks
 from outcomes.readers import scan
@@ -91,6 +93,8 @@ CASES = [
      f"\ufeff{HEADER}\r\n{ROW}\r\nc2,1,x,p,2018-01-05,1\r\n", True),
     ("tab-separated", "a.tsv", f"{HEADER}\n{ROW}\n".replace(",", "\t"), True),
     ("no newline after the last row", "a.csv", f"{HEADER}\n{ROW}", True),
+    ("a byte-order mark starting a row inside a block (a character of its cell)", "a.csv",
+     f"{HEADER}\n{ROW}\n\ufeffc2,1,x,p,2018-01-05,1\n", True),
     ("optional columns absent, extras in sorted order", "a.csv",
      f"{HEADER},zeta,alpha,é\n{ROW},z,,ü\n", True),
     ("a lone carriage return ending a row", "a.csv",
@@ -127,6 +131,10 @@ CASES = [
     ("a quoted cell", "a.csv", f'{HEADER}\n"c1",1,x,p,2018-01-05,1\n', False),
     ("a backslash in a cell", "a.csv", f"{HEADER},note\n{ROW},a\\b\n", False),
     ("a header lacking a required column", "a.csv", "claim_id,claim_type\nc1,x\n", False),
+    ("a header ended by a lone carriage return", "a.csv", f"{HEADER}\r{ROW}\nc2,1,x,p,2018-01-05,2\n", False),
+    ("a header ended by CR CR LF", "a.csv", f"{HEADER}\r\r\n{ROW}\n", False),
+    ("a byte-order mark starting a row", "a.csv", f"{HEADER}\n\ufeff{ROW}\n", False),
+
     ("a header repeating a column", "a.csv", f"{HEADER},note,note\n{ROW},a,b\n", False),
 ]
 # fmt: on
@@ -137,6 +145,45 @@ def test_a_file_loads_alike_by_pyarrow_and_row_by_row(twins, tmp_path, case, nam
     path = write(tmp_path, name, content)
     assert vouched(path, "claim_line") is fast
     loads_alike(twins, path)
+
+
+def test_a_file_of_many_blocks_loads_alike(twins, tmp_path, monkeypatch):
+    """Blocks of 64 bytes: rows cut at line ends, numbered across blocks; claims named checked
+    a few at a time (each check closes the COPY, the next block opens another)."""
+    monkeypatch.setattr(fast_csv, "BLOCK", 64)
+    monkeypatch.setattr(outcome_store, "NAMED_AT_ONCE", 2)
+    rows = [f"c{n},1,x,p{n % 7},2018-01-05,{n}.25,original,,,,," for n in range(60)]
+    rows += [f"r{n},1,x,p,2018-01-05,1,replacement,c{n},,,," for n in range(0, 60, 5)]
+    path = write(tmp_path, "a.csv", "\n".join([WIDE, *rows]) + "\n")
+    assert vouched(path, "claim_line")
+    assert loads_alike(twins, path)[1] == 72
+    bom = write(tmp_path, "b.csv", "\n".join([WIDE, *rows[:30], "\ufeff" + rows[30]]) + "\n")
+    assert not vouched(bom, "claim_line")  # a row at a block's start, as any may be
+    loads_alike(twins, bom)
+    unended = write(tmp_path, "c.csv", "\n".join([WIDE, *rows[:30], "\ufeff" + rows[30]]))
+    assert not vouched(unended, "claim_line")  # the last row, read on its own
+    loads_alike(twins, unended)
+
+
+def test_lines_ended_only_by_carriage_returns_are_not_read_whole(tmp_path, monkeypatch):
+    monkeypatch.setattr(fast_csv, "BLOCK", 64)
+    path = write(tmp_path, "a.csv", "\r".join([HEADER, *[ROW] * 100]) + "\r")
+    assert not vouched(path, "claim_line")  # refused after 4 blocks without a newline
+
+
+@pytest.mark.postgres
+def test_text_arrives_whole_whatever_the_connection_encoding(postgres_url, tmp_path, monkeypatch):
+    monkeypatch.setenv("PGCLIENTENCODING", "LATIN1")
+    engine = engine_from_url(postgres_url)
+    upgrade_to_head(engine)
+    path = write(tmp_path, "a.csv", f"{HEADER},note\nc1,1,x,pé,2018-01-05,1,café\n")
+    assert vouched(path, "claim_line")
+    EventStore(engine).load(path, "claim_line")
+    table = EVENT_TABLES["claim_line"]
+    with engine.connect() as connection:
+        stored = connection.execute(select(table.c.patient_id, table.c.extra)).one()
+    engine.dispose()
+    assert tuple(stored) == ("pé", '{"note":"café"}')
 
 
 def test_a_file_that_is_not_utf8_loads_alike(twins, tmp_path):
