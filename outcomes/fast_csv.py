@@ -7,9 +7,10 @@ that path stores (tests hold the two to the same rows). It vouches only for plai
 quote, backslash or control character anywhere (so no quoting rules to tell apart, and each cell
 is its JSON text as it is), each cell already in the shape its column takes.
 
-pyarrow reads the file a block at a time on every core (its C++ CSV reader), and checks and
-converts each column with its compute kernels: a regex over a column, a cast, a join of strings;
-no Python call per cell. Memory stays flat: a block is a few megabytes.
+pyarrow reads the file 4 MB at a time with its C++ CSV reader, on one thread (the database
+takes in the rows on the other core), and checks and converts each column with its compute
+kernels: a regex over a column, a cast, a join of strings; no Python call per cell. Memory stays
+flat: a block is a few megabytes.
 """
 
 from __future__ import annotations

@@ -498,11 +498,12 @@ def _repeats_a_key(error: Exception) -> bool:
 
 
 class _Writes:
-    """Rows into an events table, in the load's transaction. PostgreSQL: one COPY, opened at the
+    """Rows into an events table, in the load's transaction. PostgreSQL: a COPY, opened at the
     first write and left open while the loader types the next rows (the server takes them in,
-    indexes and all, on the other core); closed before any query reads what was written. SQLite:
-    executemany. A row the unique (key, batch) index refuses is `_KeyRepeated`, unless
-    `probing` (the loader then names the rows itself, and the error passes)."""
+    indexes and all, on the other core); closed before any query reads what was written, and
+    opened again at the next write. SQLite: executemany. A row the unique (key, batch) index
+    refuses is `_KeyRepeated`, unless `probing` (the loader then names the rows itself, and the
+    error passes)."""
 
     def __init__(self, connection: Connection, table: Table, *, csv: bool, probing: bool) -> None:
         self.connection, self.probing = connection, probing
@@ -568,11 +569,12 @@ class _Writes:
 
 
 class _BlockWriter:
-    """Writes the blocks typed by `outcomes.fast_csv`: on PostgreSQL through one COPY of their
-    CSV, left open while pyarrow types the next blocks (the server takes them in on the other
-    core); on SQLite by executemany. A repeated key is left to the unique (key, batch) index,
-    whose refusal is `_KeyRepeated`. A claim line that replaces or voids a claim must name one
-    loaded before it, in this file or a batch not retracted: checked once the rows are in."""
+    """Writes the blocks typed by `outcomes.fast_csv`: on PostgreSQL as CSV through a COPY left
+    open while pyarrow types the next blocks (the server takes them in on the other core); on
+    SQLite by executemany. A repeated key is left to the unique (key, batch) index, whose refusal
+    is `_KeyRepeated`. A claim line that replaces or voids a claim must name one loaded before
+    it, in this file or a batch not retracted: checked once the rows are in, every
+    NAMED_AT_ONCE such claims (the COPY closed for the check; the next block opens another)."""
 
     def __init__(self, connection: Connection, kind: EventType, batch_id: str) -> None:
         self.connection, self.kind, self.batch_id = connection, kind, batch_id
@@ -620,7 +622,12 @@ class _BlockWriter:
 
     def _all_named_before(self, pairs: list[tuple[int, str]]) -> bool:
         """Whether each (row, claim) names a claim of an earlier row of this batch, or of a batch
-        not retracted: one probe of the unique (claim, line, batch) index each."""
+        not retracted."""
+        return self.connection.execute(self._named_unknown(pairs)).first() is None
+
+    def _named_unknown(self, pairs: list[tuple[int, str]]) -> Select[Any]:
+        """The first row of `pairs` naming a claim neither of an earlier row of this batch nor of
+        a batch not retracted: one probe of the unique (claim, line, batch) index a pair."""
         table = self.table
         number: Any
         claim: Any
@@ -635,13 +642,14 @@ class _BlockWriter:
                                     ).table_valued("value")  # fmt: skip
             number = func.json_extract(wanted.c.value, "$[0]")
             claim = func.json_extract(wanted.c.value, "$[1]")
-        named = exists().where(
-            table.c.claim_id == claim,
-            or_(and_(table.c.batch_id == self.batch_id, table.c.row_number < number),
-                table.c.batch_id.in_(live_batches())),
-        )  # fmt: skip
-        unknown = select(number).select_from(wanted).where(~named).limit(1)
-        return self.connection.execute(unknown).first() is None
+        known = or_(and_(table.c.batch_id == self.batch_id, table.c.row_number < number),
+                    table.c.batch_id.in_(live_batches()))  # fmt: skip
+        probe = select(table.c.row_number).where(table.c.claim_id == claim, known)
+        if self._writes.postgres:  # see _probed: a lateral its LIMIT keeps from being flattened
+            found = probe.limit(1).lateral("found")
+            return (select(number).select_from(wanted.outerjoin(found, true()))
+                    .where(found.c.row_number.is_(None)).limit(1))  # fmt: skip
+        return select(number).select_from(wanted).where(~probe.exists()).limit(1)
 
 
 @dataclass(frozen=True, slots=True)

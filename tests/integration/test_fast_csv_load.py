@@ -186,6 +186,24 @@ def test_text_arrives_whole_whatever_the_connection_encoding(postgres_url, tmp_p
     assert tuple(stored) == ("pé", '{"note":"café"}')
 
 
+@pytest.mark.postgres
+def test_the_claims_replacements_name_are_looked_up_by_index_in_a_new_table(postgres_url):
+    """PostgreSQL keeps no statistics on the rows a load is writing: asked whether each of 5,000
+    named claims exists, it may scan every row written so far for each batch of names, which
+    grows with the square of the file. One probe of the key's index per claim does not."""
+    engine = engine_from_url(postgres_url)
+    upgrade_to_head(engine)
+    with engine.begin() as connection:
+        writer = outcome_store._BlockWriter(connection, EVENT_TYPES["claim_line"], "f" * 64)
+        query = writer._named_unknown([(n + 2, f"c{n}") for n in range(5_000)])
+        compiled = query.compile(dialect=connection.dialect)
+        plan = "\n".join(row[0] for row in connection.exec_driver_sql(
+            "EXPLAIN " + str(compiled), compiled.params))  # fmt: skip
+    engine.dispose()
+    assert "Seq Scan on events_claim_line" not in plan, plan
+    assert "uq_events_claim_line_key" in plan, plan
+
+
 def test_a_file_that_is_not_utf8_loads_alike(twins, tmp_path):
     path = write(tmp_path, "a.csv", f"{HEADER},note\n{ROW},caf\xe9\n", encoding="latin-1")
     assert not vouched(path, "claim_line")
