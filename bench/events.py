@@ -16,19 +16,19 @@ by default the full file in ../shared (137 columns, 110 of them kept as extras),
 repository's copy; `--source fixtures/tuva/medical_claim.csv` takes the repository's copy, cut
 to the 27 columns Settle reads.
 
-Where PostgreSQL's load goes, and why it is just over 2x on the 137-column file. The file is
-plain, so pyarrow reads and types it (outcomes/fast_csv.py) while the server takes the COPY in on
-the other core. pyarrow's side is about 2x the bare COPY in CPU time (at 1,000,000 lines: the
-C++ CSV reader 0.6x, the checks and casts 0.4x, the JSON of the 110 other cells 0.6x, writing
-the typed rows as CSV 0.2x); the server's side is the events table's own cost, 1.9x (INSERT …
-SELECT below, no Python at all; 1.9-2.2x). So the load is the server's side and a little more:
-2.15x and 2.57x at 3,000,000 lines in two runs, 1.12x and 1.19x the table's own cost. With only
-Settle's 27 columns (--source fixtures/tuva/medical_claim.csv, 1,000,000 lines) a bare COPY is
-cheap (1.3 s) and the table is 3.9x it: the load is 4.17x, 1.08x the table. Within 2x needs a cheaper table, and it is the
-unique (key, batch) index kept up row by row: the same typed rows COPYed into a copy of the
-table without it take 1.35x, and 1.2x with the index built after the COPY. A partition per
-batch, its index built after its COPY, would get there, at the price of one probe per partition
-when a replacement names a claim of an earlier batch.
+Where PostgreSQL's load goes, and why it misses 2x on the 137-column file. The file is plain, so
+pyarrow reads and types it (outcomes/fast_csv.py) while the server takes the COPY in on the other
+core. pyarrow's side is about 2x the bare COPY in CPU time (at 1,000,000 lines: the C++ CSV reader
+0.6x, the checks and casts 0.4x, the JSON of the 110 other cells 0.6x, writing the typed rows as
+CSV 0.2x); the server's side is the events table's own cost (INSERT … SELECT below, no Python at
+all): 1.9-2.2x. So the load is the server's side and a little more: 2.15x and 2.57x at 3,000,000
+lines in two runs, 1.12x and 1.19x the table's own cost. With only Settle's 27 columns (--source
+fixtures/tuva/medical_claim.csv, 1,000,000 lines) a bare COPY is cheap (1.3 s) and the table is
+3.9x it: the load is 4.17x, 1.08x the table. Within 2x needs a cheaper table, and it is the unique
+(key, batch) index kept up row by row: the same typed rows COPYed into a copy of the table without
+it take 1.35x, and 1.2x with the index built after the COPY. A partition per batch, its index built
+after its COPY, would get there, at the price of one probe per partition when a replacement names a
+claim of an earlier batch.
 
 Files pyarrow does not vouch for (quoted, or with a cell only the row path judges) are typed in
 Python, as every file was before: 3.75-3.86x on PostgreSQL at 3,000,000 lines, the csv module
@@ -37,10 +37,10 @@ reading 137 cells a row 0.8x on its own, typing the 27 event columns 1.0x, the o
 pickled through a pipe: slower, SQLite 37.6 s against 26.5 s for 1,000,000 lines); building COPY
 text column-wise (no faster); typing in SQL after a COPY into a staging table (5.1x).
 
-SQLite has no other core to use: its load is the floor's work plus typing, 1.49-1.60x with
-pyarrow (1.6-1.8x typed in Python); 1.23x with 27 columns. pyarrow's own streaming reader reads hundreds of megabytes ahead of
-its consumer; the fast path hands it 4 MB of whole lines at a time, which keeps the load's peak
-near 250 MB.
+SQLite has no other core to use: its load is the floor's work plus typing, 1.49-1.60x with pyarrow
+(1.6-1.8x typed in Python); 1.23x with 27 columns. pyarrow's own streaming reader reads hundreds of
+megabytes ahead of its consumer; the fast path hands it 4 MB of whole lines at a time, which keeps
+the load's peak near 250 MB.
 
 Usage: python bench/events.py [--lines 3000000] [--source CSV] [--postgres URL]
 """
