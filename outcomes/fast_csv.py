@@ -1,11 +1,11 @@
 """Reading and typing a whole CSV file in compiled code (pyarrow), for the load's fast path.
 
-Pure, and only a fast path, as `outcomes.columns` is: it vouches for a whole file or for none of
-it. A file holding anything it cannot vouch for raises `Unvouched`, and is loaded by the
-row-by-row path, which words every problem; what it does vouch for it types to exactly the values
-that path stores (tests hold the two to the same rows). It vouches only for plain files: no
-quote, backslash or control character anywhere (so no quoting rules to tell apart, and each cell
-is its JSON text as it is), each cell already in the shape its column takes.
+It knows no database, and is only a fast path, as `outcomes.columns` is: it vouches for a whole
+file or for none of it. A file holding anything it cannot vouch for raises `Unvouched`, and is
+loaded by the row-by-row path, which words every problem; what it does vouch for it types to
+exactly the values that path stores (tests hold the two to the same rows). It vouches only for
+plain files: no quote, backslash or control character anywhere (so no quoting rules to tell apart,
+and each cell is its JSON text as it is), each cell already in the shape its column takes.
 
 pyarrow reads the file 4 MB at a time with its C++ CSV reader, on one thread (the database
 takes in the rows on the other core), and checks and converts each column with its compute
@@ -96,8 +96,8 @@ def typed_blocks(
 ) -> Iterator[Block]:
     """The file's rows, typed a block at a time; `Unvouched` as soon as a cell is not vouched
     for (before, or between, blocks). `places`: the decimal places money and scores are stored
-    to. `plain`: the file has no byte JSON or CSV quoting would treat specially (the store's
-    scan of the file says)."""
+    to. `plain`: the file has no byte JSON or CSV quoting would treat specially (as
+    `outcomes.readers.scan` says)."""
     if not plain:
         raise Unvouched
     try:
