@@ -501,12 +501,14 @@ class _Writes:
     """Rows into an events table, in the load's transaction. PostgreSQL: a COPY, opened at the
     first write and left open while the loader types the next rows (the server takes them in,
     indexes and all, on the other core); closed before any query reads what was written, and
-    opened again at the next write. SQLite: executemany. A row the unique (key, batch) index
-    refuses is `_KeyRepeated`, unless `probing` (the loader then names the rows itself, and the
-    error passes)."""
+    opened again at the next write. SQLite: executemany. Every row is of `batch_id`. A row the
+    unique (key, batch) index refuses is `_KeyRepeated`, unless `probing` (the loader then names
+    the rows itself, and the error passes)."""
 
-    def __init__(self, connection: Connection, table: Table, *, csv: bool, probing: bool) -> None:
-        self.connection, self.probing = connection, probing
+    def __init__(
+        self, connection: Connection, table: Table, batch_id: str, *, csv: bool, probing: bool
+    ) -> None:
+        self.connection, self.batch_id, self.probing = connection, batch_id, probing
         self.postgres = connection.dialect.name == "postgresql"
         quote = connection.dialect.identifier_preparer.quote
         names = ", ".join(quote(column.name) for column in table.columns)
@@ -522,7 +524,9 @@ class _Writes:
     def __exit__(self, *raised: Any) -> None:
         self._copying.__exit__(*raised)  # an error aborts an open COPY, and so the transaction
 
-    def rows(self, rows: Iterable[Sequence[Any]]) -> None:
+    def columns(self, columns: Sequence[Sequence[Any]]) -> None:
+        """Rows given a column at a time: each column after the batch id, in the table's order."""
+        rows = zip(repeat(self.batch_id), *columns)
         with self._keys_refused():
             if self.postgres:
                 write = self._stream().write_row  # psycopg formats each row in C
@@ -582,7 +586,7 @@ class _BlockWriter:
         self.count = 0
         self._adjusting: list[tuple[Any, Any]] = []  # (row numbers, targets) of some blocks
         self._named = 0  # how many claims they name
-        self._writes = _Writes(connection, self.table, csv=True, probing=False)
+        self._writes = _Writes(connection, self.table, batch_id, csv=True, probing=False)
 
     def __enter__(self) -> _BlockWriter:
         return self
@@ -595,7 +599,7 @@ class _BlockWriter:
         if self._writes.postgres:
             self._writes.csv(block.csv_bytes(self.batch_id))
         else:
-            self._writes.rows(zip(repeat(self.batch_id), *block.columns()))
+            self._writes.columns(block.columns())
         if self.kind.name == "claim_line":
             numbers, targets = block.adjusting(ADJUSTING, status="claim_status",
                                                target="adjusted_claim_id")  # fmt: skip
@@ -702,12 +706,11 @@ class _Loading:
         self.found = 0  # every problem found
         self.count = 0  # rows typed without a problem
         self._chunk: _Chunk | None = None  # typed, to be checked and written
-        self._writes = _Writes(connection, self.table, csv=False, probing=probing)
+        self._writes = _Writes(connection, self.table, batch_id, csv=False, probing=probing)
         # Worked out once, not per row: where each column and the row's key are in a chunk.
         self._position = {c.name: i for i, c in enumerate(kind.columns)}
         self._key = [self._position[name] for name in kind.key]
         self._key_dates = [kind.fields[name] == DATE for name in kind.key]
-        self._postgres = connection.dialect.name == "postgresql"
 
     def __enter__(self) -> _Loading:
         return self
@@ -799,7 +802,7 @@ class _Loading:
         return to_database(column.type, value)
 
     def _write(self, chunk: _Chunk) -> None:
-        self._writes.rows(zip(repeat(self.batch_id), chunk.numbers, *chunk.columns, chunk.extras))
+        self._writes.columns([chunk.numbers, *chunk.columns, chunk.extras])
 
     def _duplicate_keys(self, chunk: _Chunk) -> list[Problem]:
         """Keys repeated within the chunk, or of rows of this batch already written. Left to the
@@ -826,7 +829,7 @@ class _Loading:
         other batches' rows of that value too: on the path that names repeated keys only)."""
         self._writes.close()  # the probe must see every row written so far
         table, key = self.table, [self.table.c[name] for name in self.kind.key]
-        if self._postgres:
+        if self._writes.postgres:
             wanted = _each(key[0], firsts)
             probe = select(table.c.row_number, *key).where(
                 table.c.batch_id == self.batch_id, key[0] == wanted.c.value
@@ -845,7 +848,7 @@ class _Loading:
         self._writes.close()
         table = self.table
         known = or_(table.c.batch_id == self.batch_id, table.c.batch_id.in_(live_batches()))
-        if self._postgres:
+        if self._writes.postgres:
             wanted = _each(table.c.claim_id, list(named))
             probe = select(table.c.claim_id).where(table.c.claim_id == wanted.c.value, known)
             return set(self.connection.scalars(_probed(wanted, probe.limit(1))))
