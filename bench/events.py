@@ -6,41 +6,52 @@
    module, the same columns, cells as text) in one transaction into an unindexed table;
 3. the peak memory of each load, which runs in a child process of its own (ru_maxrss).
 
-For reference, each database's own cost of the events table: PostgreSQL inserting the copied rows
-into it (INSERT … SELECT, no Python), SQLite the same executemany into it. The table's unique
-(claim, line, batch) index is work no floor above does (its primary key, foreign key and claim_id
-and patient_id indexes went in migration 0005, for this).
+For reference, each database's own cost of the events table with no Python at all: PostgreSQL
+inserting the copied rows, cast, into a partition of the events table made, indexed and attached
+as the load makes one (INSERT … SELECT), SQLite the same executemany into the events table.
 
 The file is the Tuva synthetic medical claims repeated and re-keyed (claim_id prefixed per copy):
 by default the full file in ../shared (137 columns, 110 of them kept as extras), else the
 repository's copy; `--source fixtures/tuva/medical_claim.csv` takes the repository's copy, cut
 to the 27 columns Settle reads.
 
-Where PostgreSQL's load goes, and why it misses 2x on the 137-column file. The file is plain, so
-pyarrow reads and types it (outcomes/fast_csv.py) while the server takes the COPY in on the other
-core. pyarrow's side is about 2x the bare COPY in CPU time (at 1,000,000 lines: the C++ CSV reader
-0.6x, the checks and casts 0.4x, the JSON of the 110 other cells 0.6x, writing the typed rows as
-CSV 0.2x); the server's side is the events table's own cost (INSERT … SELECT below, no Python at
-all): 1.9-2.2x. So the load is the server's side and a little more: 2.15x and 2.57x at 3,000,000
-lines in two runs, 1.12x and 1.19x the table's own cost. With only Settle's 27 columns (--source
-fixtures/tuva/medical_claim.csv, 1,000,000 lines) a bare COPY is cheap (1.3 s) and the table is
-3.9x it: the load is 4.17x, 1.08x the table. Within 2x needs a cheaper table, and it is the unique
-(key, batch) index kept up row by row: the same typed rows COPYed into a copy of the table without
-it take 1.35x, and 1.2x with the index built after the COPY. A partition per batch, its index built
-after its COPY, would get there, at the price of one probe per partition when a replacement names a
-claim of an earlier batch.
+Where PostgreSQL's load goes. The file is plain, so pyarrow reads and types it
+(outcomes/fast_csv.py) on two threads while the server takes the COPY in: the two cores are
+busy, and the load is as fast as the CPU time it spends. Until now the load was 2.15-2.57x a bare
+COPY at 3,000,000 lines (target 2x), now 1.38-1.53x. What took it there (at 1,000,000 lines):
+- the unique (key, batch) index kept up row by row cost the server about as much as the bare
+  COPY. A file this large is a partition of its own (migration 0006), indexed once its rows are
+  in: 0.5 s, 1.8-2.3 s at 3,000,000 lines;
+- the rows go to COPY in its text format, not as CSV (whose quoting doubled each quote of the
+  JSON of the other cells), and a partition's rows without their batch id (its column default,
+  64 characters a row): the server's COPY of the same rows, 2.8 s as CSV, 1.9 s;
+- the JSON of the 110 other cells is built from the non-empty ones alone, 3.9 a row: 10 ms a
+  block of 8,000 lines, now 4 ms;
+- no text column is checked for a cell padded with spaces, nor any cell for its length, where
+  the block's bytes rule it out at a glance (no space next to a delimiter; a line end every half
+  megabyte); a block of ASCII is not checked to be UTF-8: the column checks, 1.1 s, now 0.7 s;
+- two threads type blocks side by side: pyarrow's side alone, 4.45 s on one, 1.7 s now.
+With only Settle's 27 columns (--source fixtures/tuva/medical_claim.csv) a bare COPY is cheap
+(1.1 s) and the load is 2.17x it (4.17x before), 0.68x the table's own cost: the index build is
+half the bare COPY on its own.
+Tried and dropped: COPY FREEZE into the new partition (no faster to load; the first read after it
+0.07 s faster); more memory for the index build (maintenance_work_mem 256 MB: no faster); the
+index in the "C" collation (1.75 s, 1.28 s at 3,000,000 lines: it would take every text column
+of the events tables into that collation, for 4% of the load); blocks of 4 MB (no faster, 30 MB
+more at the peak).
 
 Files pyarrow does not vouch for (quoted, or with a cell only the row path judges) are typed in
-Python, as every file was before: 3.75-3.86x on PostgreSQL at 3,000,000 lines, the csv module
-reading 137 cells a row 0.8x on its own, typing the 27 event columns 1.0x, the other cells' JSON
-0.7x, handing rows to COPY 0.7x. Tried there and dropped: typing in a helper process (chunks
-pickled through a pipe: slower, SQLite 37.6 s against 26.5 s for 1,000,000 lines); building COPY
-text column-wise (no faster); typing in SQL after a COPY into a staging table (5.1x).
+Python, into the shared partition: 3.75-3.86x on PostgreSQL at 3,000,000 lines before this
+change, the csv module reading 137 cells a row 0.8x on its own, typing the 27 event columns
+1.0x, the other cells' JSON 0.7x, handing rows to COPY 0.7x. Tried there and dropped: typing in
+a helper process (chunks pickled through a pipe: slower, SQLite 37.6 s against 26.5 s for
+1,000,000 lines); building COPY text column-wise (no faster); typing in SQL after a COPY into a
+staging table (5.1x).
 
-SQLite has no other core to use: its load is the floor's work plus typing, 1.49-1.60x with pyarrow
-(1.6-1.8x typed in Python); 1.23x with 27 columns. pyarrow's own streaming reader reads hundreds of
-megabytes ahead of its consumer; the fast path hands it 4 MB of whole lines at a time, which keeps
-the load's peak near 250 MB.
+SQLite has no other core to give the server: its load is the floor's work plus typing, now on
+two threads, 1.14-1.18x (1.49-1.60x before, on one). pyarrow's own streaming reader reads
+hundreds of megabytes ahead of its consumer; the fast path hands it 1.5 MB of whole lines at a
+time, two blocks at once, which keeps the load's peak near 255 MB.
 
 Usage: python bench/events.py [--lines 3000000] [--source CSV] [--postgres URL]
 """
@@ -69,7 +80,7 @@ from psycopg import sql  # noqa: E402
 from api.database import engine_from_url  # noqa: E402
 from api.schema import upgrade_to_head  # noqa: E402
 from outcomes.events import CLAIM_LINE  # noqa: E402
-from outcomes.store import EVENT_TABLES, EventStore  # noqa: E402
+from outcomes.store import EVENT_TABLES, EventStore, _OwnPartition  # noqa: E402
 from rules.types import COUNT, DATE, MONEY  # noqa: E402
 
 TUVA = ROOT.parent / "shared" / "data" / "tuva-synthetic" / "medical_claim.csv"
@@ -129,8 +140,9 @@ def load_in_child(url: str, path: Path) -> tuple[float, int, float, float]:
 
 def postgres_floors(url: str, path: Path) -> tuple[float, float]:
     """(a bare COPY of the whole CSV, streamed as it is, into an unindexed table of text; then
-    PostgreSQL's own INSERT … SELECT of those rows, cast, into the events table with its indexes,
-    rolled back). The second is what the table costs with no Python at all; extras are left out."""
+    PostgreSQL's own INSERT … SELECT of those rows, cast, into a partition of the events table
+    made, indexed and attached as the load makes one, rolled back). The second is what the table
+    costs with no Python at all; extras are left out."""
     with path.open("r", encoding="utf-8") as handle:
         header = next(csv.reader(handle))
     table = sql.Identifier(f"bench_copy_{secrets.token_hex(4)}")
@@ -145,18 +157,33 @@ def postgres_floors(url: str, path: Path) -> tuple[float, float]:
                 for block in iter(lambda: source.read(BLOCK), b""):
                     stream.write(block)
         bare = time.perf_counter() - began
-        began = time.perf_counter()
-        with connection.transaction(force_rollback=True):
-            connection.execute(BATCH_ROW, (BATCH_ID,))
-            connection.execute(_insert_select(table, set(header)), (BATCH_ID,))
-        indexed = time.perf_counter() - began
+        indexed = _into_a_partition(url, table, set(header))
         connection.execute(sql.SQL("DROP TABLE {}").format(table))
         connection.commit()
     return bare, indexed
 
 
-def _insert_select(source: sql.Identifier, present: set[str]) -> sql.Composed:
-    events = EVENT_TABLES["claim_line"]
+def _into_a_partition(url: str, source: sql.Identifier, present: set[str]) -> float:
+    engine = engine_from_url(url)
+    try:
+        with engine.connect() as connection:
+            driver = connection.connection.driver_connection
+            began = time.perf_counter()
+            with connection.begin() as transaction:
+                driver.execute(BATCH_ROW, (BATCH_ID,))
+                partition = _OwnPartition(connection, CLAIM_LINE, BATCH_ID)
+                driver.execute(_insert_select(source, present, partition.name))
+                partition.index()
+                partition.attach()
+                seconds = time.perf_counter() - began
+                transaction.rollback()
+        return seconds
+    finally:
+        engine.dispose()
+
+
+def _insert_select(source: sql.Identifier, present: set[str], target: str) -> sql.Composed:
+    """The rows of `source`, cast, into `target` (a partition: its batch id is its default)."""
     names, values = [], []
     for column in CLAIM_LINE.columns:
         names.append(sql.Identifier(column.name))
@@ -172,9 +199,8 @@ def _insert_select(source: sql.Identifier, present: set[str]) -> sql.Composed:
         else:
             values.append(cell)
     return sql.SQL(
-        "INSERT INTO {} (batch_id, row_number, {}) "
-        "SELECT %s, row_number() OVER (), {} FROM {}"
-    ).format(sql.Identifier(events.name), sql.SQL(", ").join(names),
+        "INSERT INTO {} (row_number, {}) SELECT row_number() OVER (), {} FROM {}"
+    ).format(sql.Identifier(target), sql.SQL(", ").join(names),
              sql.SQL(", ").join(values), source)  # fmt: skip
 
 

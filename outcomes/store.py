@@ -70,6 +70,11 @@ MAX_PROBLEMS = 100
 # Claims named by replacements and voids kept by the fast path before it checks them (and so
 # closes its COPY): a few megabytes at most, however many a file holds.
 NAMED_AT_ONCE = 100_000
+# PostgreSQL: a plain CSV file of this size or more (about 70,000 lines of Tuva's 137 columns) is
+# loaded into a partition of its own, indexed once its rows are in (migration 0006); smaller ones,
+# and every file loaded row by row, into the shared partition.
+OWN_PARTITION_BYTES = 32 << 20
+PARTITION_NUMBERS = "outcome_partition_numbers"  # a sequence, made by migration 0006
 # Required of files since 0004, nullable in tables made by 0003 (rows stored before may lack it).
 NULLABLE_STORED = frozenset({"claim_start_date"})
 ADJUSTING = frozenset({"replacement", "void"})  # the claim statuses that name another claim
@@ -106,7 +111,11 @@ def _event_table(event_type: EventType) -> Table:
     by its id (claim lines also have the partial adjusted_claim_id index). No primary key nor
     foreign key to the batch, whose upkeep was half a load's cost in the database (migration
     0005): a batch's rows are written in the transaction writing its batch row, numbered by the
-    loader, and never changed."""
+    loader, and never changed.
+
+    On PostgreSQL the table is partitioned by a partition number no query reads (migration 0006):
+    the indexes declared here are its shared partition's, and a batch in a partition of its own
+    (`_OwnPartition`) has the same indexes, its unique key without the batch."""
     name = f"events_{event_type.name}"
     table = Table(
         name, metadata,
@@ -116,12 +125,15 @@ def _event_table(event_type: EventType) -> Table:
           for c in event_type.columns),
         Column("extra", Text, nullable=True),
     )  # fmt: skip
-    # A key cell left empty (an eligibility span's plan) counts as '': an index holds NULLs
-    # distinct, and would let a key repeat.
-    required = {c.name for c in event_type.columns if c.required}
-    key = [table.c[k] if k in required else func.coalesce(table.c[k], "") for k in event_type.key]
-    Index(f"uq_{name}_key", *key, table.c.batch_id, unique=True)
+    Index(f"uq_{name}_key", *_unique_key(table, event_type), table.c.batch_id, unique=True)
     return table
+
+
+def _unique_key(table: Table, event_type: EventType) -> list[Any]:
+    """The key as its unique index holds it: a key cell left empty (an eligibility span's plan)
+    counts as '', for an index holds NULLs distinct and would let a key repeat."""
+    required = {c.name for c in event_type.columns if c.required}
+    return [table.c[k] if k in required else func.coalesce(table.c[k], "") for k in event_type.key]
 
 
 EVENT_TABLES: Mapping[str, Table] = {name: _event_table(t) for name, t in EVENT_TYPES.items()}
@@ -207,12 +219,16 @@ class EventStore:
         *,
         clock: Callable[[], dt.datetime] = utc_now,
         fast_csv: bool = True,
+        own_partition_bytes: int = OWN_PARTITION_BYTES,
     ) -> None:
         """`fast_csv`: load a plain CSV typed by pyarrow where it vouches for the whole file
-        (`outcomes.fast_csv`); False loads every file row by row (the tests compare the two)."""
+        (`outcomes.fast_csv`); False loads every file row by row (the tests compare the two).
+        `own_partition_bytes`: on PostgreSQL, such a file this large or larger is a partition of
+        its own (`_OwnPartition`)."""
         self.engine = engine
         self._clock = clock
         self._fast_csv = fast_csv
+        self._own_partition_bytes = own_partition_bytes
 
     # Loading ---------------------------------------------------------------------------------
 
@@ -292,7 +308,9 @@ class EventStore:
         try:
             with _collector_paused(), self.engine.begin() as connection:
                 _wait_for_other_loads_of(connection, load.batch_id)
-                with _BlockWriter(connection, load.kind, load.batch_id) as writer:
+                own = (connection.dialect.name == "postgresql"
+                       and load.path.stat().st_size >= self._own_partition_bytes)  # fmt: skip
+                with _BlockWriter(connection, load.kind, load.batch_id, own) as writer:
                     for block in blocks:
                         writer.write(block)
                         load.progress(writer.count)
@@ -493,26 +511,28 @@ class _KeyRepeated(Exception):
 
 
 def _repeats_a_key(error: Exception) -> bool:
-    """A unique index refused a row (PostgreSQL's unique_violation, or SQLite's)."""
-    return getattr(error, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(error)
+    """A unique index refused a row, or could not be built for two (PostgreSQL's
+    unique_violation, from psycopg or through SQLAlchemy; or SQLite's)."""
+    driver_error = getattr(error, "orig", error)
+    return getattr(driver_error, "sqlstate", None) == "23505" or "UNIQUE constraint" in str(error)
 
 
 class _Writes:
-    """Rows into an events table, in the load's transaction. PostgreSQL: a COPY, opened at the
-    first write and left open while the loader types the next rows (the server takes them in,
-    indexes and all, on the other core); closed before any query reads what was written, and
-    opened again at the next write. SQLite: executemany. Every row is of `batch_id`. A row the
-    unique (key, batch) index refuses is `_KeyRepeated`, unless `probing` (the loader then names
-    the rows itself, and the error passes)."""
+    """Rows into an events table (or a batch's own partition), in the load's transaction.
+    PostgreSQL: a COPY, opened at the first write and left open while the loader types the next
+    rows (the server takes them in, and keeps up any index, on the other core); closed before any
+    query reads what was written, and opened again at the next write. SQLite: executemany.
+    Every row is of `batch_id`. A row the unique (key, batch) index refuses is `_KeyRepeated`,
+    unless `probing` (the loader then names the rows itself, and the error passes)."""
 
     def __init__(
-        self, connection: Connection, table: Table, batch_id: str, *, csv: bool, probing: bool
+        self, connection: Connection, table: Table, batch_id: str, *, text: bool, probing: bool
     ) -> None:
         self.connection, self.batch_id, self.probing = connection, batch_id, probing
         self.postgres = connection.dialect.name == "postgresql"
         quote = connection.dialect.identifier_preparer.quote
         names = ", ".join(quote(column.name) for column in table.columns)
-        shape = " (FORMAT csv, ENCODING 'UTF8')" if csv else ""  # the bytes are UTF-8
+        shape = " (FORMAT text, NULL '', ENCODING 'UTF8')" if text else ""  # the bytes are UTF-8
         self._copy_statement = f"COPY {quote(table.name)} ({names}) FROM STDIN{shape}"
         self._insert_statement = str(insert(table).compile(dialect=connection.dialect))
         self._copying = ExitStack()
@@ -527,7 +547,7 @@ class _Writes:
     def columns(self, columns: Sequence[Sequence[Any]]) -> None:
         """Rows given a column at a time: each column after the batch id, in the table's order."""
         rows = zip(repeat(self.batch_id), *columns)
-        with self._keys_refused():
+        with self.keys_refused():
             if self.postgres:
                 write = self._stream().write_row  # psycopg formats each row in C
                 for row in rows:
@@ -539,11 +559,11 @@ class _Writes:
             finally:
                 cursor.close()
 
-    def csv(self, text: bytes) -> None:
-        """Rows as CSV in UTF-8, whatever the connection's encoding (PostgreSQL: a COPY opened
-        with `csv`)."""
-        with self._keys_refused():
-            self._stream().write(text)
+    def text(self, lines: bytes | memoryview) -> None:
+        """Rows in COPY's text format with NULL '' (`fast_csv.Block.copy_text`), in UTF-8
+        whatever the connection's encoding (PostgreSQL: a COPY opened with `text`)."""
+        with self.keys_refused():
+            self._stream().write(lines)
 
     def close(self) -> None:
         """Ends the open COPY, if any: the server has then taken every row written so far (and
@@ -551,7 +571,7 @@ class _Writes:
         if self._copy is None:
             return
         self._copy = None
-        with self._keys_refused():
+        with self.keys_refused():
             self._copying.close()
 
     def _stream(self) -> Any:
@@ -563,7 +583,9 @@ class _Writes:
         return self._copy
 
     @contextmanager
-    def _keys_refused(self) -> Iterator[None]:
+    def keys_refused(self) -> Iterator[None]:
+        """A unique index refusing a row (or not built, for two) is `_KeyRepeated`, unless
+        probing."""
         try:
             yield
         except Exception as error:
@@ -578,15 +600,23 @@ class _BlockWriter:
     SQLite by executemany. A repeated key is left to the unique (key, batch) index, whose refusal
     is `_KeyRepeated`. A claim line that replaces or voids a claim must name one loaded before
     it, in this file or a batch not retracted: checked once the rows are in, every
-    NAMED_AT_ONCE such claims (the COPY closed for the check; the next block opens another)."""
+    NAMED_AT_ONCE such claims (the COPY closed for the check; the next block opens another).
 
-    def __init__(self, connection: Connection, kind: EventType, batch_id: str) -> None:
+    `own` (PostgreSQL): the rows go into a partition of the batch's own, without an index until
+    they are all in; the index then refuses a repeated key, and the claims named (if any) are
+    checked once, by one query, before the partition is attached."""
+
+    def __init__(
+        self, connection: Connection, kind: EventType, batch_id: str, own: bool = False
+    ) -> None:
         self.connection, self.kind, self.batch_id = connection, kind, batch_id
         self.table = EVENT_TABLES[kind.name]
         self.count = 0
-        self._adjusting: list[tuple[Any, Any]] = []  # (row numbers, targets) of some blocks
-        self._named = 0  # how many claims they name
-        self._writes = _Writes(connection, self.table, batch_id, csv=True, probing=False)
+        self._adjusting: list[tuple[Any, Any]] = []  # (row numbers, targets) not yet checked
+        self._named = 0  # how many claims they name (with `own`: every block's)
+        self._own = _OwnPartition(connection, kind, batch_id) if own else None
+        written = self.table if self._own is None else self._own.table
+        self._writes = _Writes(connection, written, batch_id, text=True, probing=False)
 
     def __enter__(self) -> _BlockWriter:
         return self
@@ -597,20 +627,31 @@ class _BlockWriter:
     def write(self, block: Block) -> None:
         self.count += block.rows
         if self._writes.postgres:
-            self._writes.csv(block.csv_bytes(self.batch_id))
+            self._writes.text(block.copy_text(None if self._own else self.batch_id))
         else:
             self._writes.columns(block.columns())
         if self.kind.name == "claim_line":
             numbers, targets = block.adjusting(ADJUSTING, status="claim_status",
                                                target="adjusted_claim_id")  # fmt: skip
-            self._adjusting.append((numbers, targets))
             self._named += len(numbers)
+            if self._own is not None:
+                return  # checked in the database, once the partition is indexed
+            self._adjusting.append((numbers, targets))
             if self._named >= NAMED_AT_ONCE:
                 self._check_named()
 
     def finish(self) -> None:
-        """Close the COPY (its unique index may refuse a row then), and check the claims named."""
-        self._check_named()
+        """Close the COPY (its unique index may refuse a row then), and check the claims named;
+        or index the batch's own partition, check its claims named, and attach it."""
+        if self._own is None:
+            self._check_named()
+            return
+        self._writes.close()
+        with self._writes.keys_refused():
+            self._own.index()
+        if self._named and not self._own.names_only_known_claims():
+            raise Unvouched  # the row path says which rows
+        self._own.attach()
 
     def _check_named(self) -> None:
         """The claims named so far are each of an earlier row or a batch not retracted: checked
@@ -654,6 +695,76 @@ class _BlockWriter:
             return (select(number).select_from(wanted.outerjoin(found, true()))
                     .where(found.c.row_number.is_(None)).limit(1))  # fmt: skip
         return select(number).select_from(wanted).where(~probe.exists()).limit(1)
+
+
+class _OwnPartition:
+    """PostgreSQL: a batch's partition of its own (migration 0006), in the load's transaction.
+
+    Its table is made like the events table's, numbered from the sequence outcome_partition_numbers
+    (a number a rolled-back load took is not used again), with a CHECK of that number so that
+    attaching it reads no row. The rows go in with no index to keep up; `index` then builds the
+    unique key index (the key alone: one batch a partition) and, for claim lines, the partial
+    adjusted_claim_id index, as the shared partition has them, and gathers the statistics the
+    claims check plans by. `attach` gives it the TRUNCATE guard and makes it a partition: from
+    then its rows are the events table's (and refused UPDATE and DELETE as every row of it)."""
+
+    def __init__(self, connection: Connection, kind: EventType, batch_id: str) -> None:
+        if not (len(batch_id) == 64 and all(c in "0123456789abcdef" for c in batch_id)):
+            raise EventStoreError(f"not a batch id (a SHA-256 in hex): {batch_id!r}")
+        self.connection, self.kind = connection, kind
+        self.events = EVENT_TABLES[kind.name]
+        self.number: int = connection.execute(select(func.nextval(PARTITION_NUMBERS))).scalar_one()
+        self.name = f"{self.events.name}_p{self.number}"
+        # Its rows are written without the batch id, its default here (65 bytes less a row).
+        self.table = Table(self.name, MetaData(),
+                           *(Column(c.name, c.type) for c in self.events.columns
+                             if c.name != "batch_id"))  # fmt: skip
+        self._run(
+            f"CREATE TABLE {self.name} (LIKE {self.events.name} INCLUDING DEFAULTS)",
+            f"ALTER TABLE {self.name} ALTER COLUMN partition_number SET DEFAULT {self.number}",
+            f"ALTER TABLE {self.name} ALTER COLUMN batch_id SET DEFAULT '{batch_id}'",
+            f"ALTER TABLE {self.name} ADD CONSTRAINT {self.name}_number "
+            f"CHECK (partition_number = {self.number})",
+        )
+
+    def index(self) -> None:
+        """The partition's indexes, built from its rows (a repeated key is refused here)."""
+        Index(f"{self.name}_key", *_unique_key(self.table, self.kind), unique=True
+              ).create(self.connection)  # fmt: skip
+        if self.kind.name == "claim_line":
+            adjusted = self.table.c.adjusted_claim_id
+            Index(f"{self.name}_adjusted", adjusted, postgresql_where=adjusted.is_not(None)
+                  ).create(self.connection)  # fmt: skip
+
+    def names_only_known_claims(self) -> bool:
+        """Whether every replacement and void names a claim of an earlier row of the batch, or
+        of a batch not retracted (planned on the partition's statistics, gathered first)."""
+        self._run(f"ANALYZE {self.name}")
+        line, earlier, events = self.table.alias("line"), self.table.alias("earlier"), self.events
+        target = line.c.adjusted_claim_id
+        named_earlier = select(earlier.c.row_number).where(
+            earlier.c.claim_id == target, earlier.c.row_number < line.c.row_number
+        )
+        named_live = select(events.c.row_number).where(
+            events.c.claim_id == target, events.c.batch_id.in_(live_batches())
+        )
+        unknown = select(line.c.row_number).where(
+            line.c.claim_status.in_(sorted(ADJUSTING)),
+            or_(target.is_(None), and_(~named_earlier.exists(), ~named_live.exists())),
+        )
+        return self.connection.execute(unknown.limit(1)).first() is None
+
+    def attach(self) -> None:
+        self._run(
+            f"CREATE TRIGGER {self.name}_no_truncate BEFORE TRUNCATE ON {self.name} "
+            "FOR EACH STATEMENT EXECUTE FUNCTION settle_append_only()",
+            f"ALTER TABLE {self.events.name} ATTACH PARTITION {self.name} "
+            f"FOR VALUES IN ({self.number})",
+        )
+
+    def _run(self, *statements: str) -> None:
+        for statement in statements:
+            self.connection.exec_driver_sql(statement)
 
 
 @dataclass(frozen=True, slots=True)
@@ -706,7 +817,7 @@ class _Loading:
         self.found = 0  # every problem found
         self.count = 0  # rows typed without a problem
         self._chunk: _Chunk | None = None  # typed, to be checked and written
-        self._writes = _Writes(connection, self.table, batch_id, csv=False, probing=probing)
+        self._writes = _Writes(connection, self.table, batch_id, text=False, probing=probing)
         # Worked out once, not per row: where each column and the row's key are in a chunk.
         self._position = {c.name: i for i, c in enumerate(kind.columns)}
         self._key = [self._position[name] for name in kind.key]

@@ -16,7 +16,7 @@ from urllib.parse import quote
 import psycopg
 import pytest
 from psycopg import sql
-from sqlalchemy import Engine
+from sqlalchemy import Engine, text
 
 from api.database import engine_from_url
 from api.schema import upgrade_to_head
@@ -116,7 +116,13 @@ def twin_database_url(database_url: str, tmp_path: Path, request: pytest.Fixture
     """A second empty database on the backend of `database_url`."""
     if database_url.startswith("sqlite"):
         return f"sqlite:///{tmp_path / 'twin.db'}"
-    return _emptied(request.getfixturevalue("postgres_twin_schema"))
+    return request.getfixturevalue("postgres_twin_url")
+
+
+@pytest.fixture
+def postgres_twin_url(postgres_twin_schema: str) -> str:
+    """A URL into this session's second schema, emptied first."""
+    return _emptied(postgres_twin_schema)
 
 
 @pytest.fixture
@@ -149,3 +155,20 @@ def new_clock() -> type[ManualClock]:
 @pytest.fixture
 def clock() -> ManualClock:
     return ManualClock()
+
+
+def claim_line_partitions(engine: Engine) -> dict[str, int]:
+    """PostgreSQL: each partition of events_claim_line with its number of rows ({} where the
+    table is not partitioned)."""
+    with engine.connect() as connection:
+        names = connection.scalars(text(
+            "SELECT inhrelid::regclass::text FROM pg_inherits "
+            "WHERE inhparent = 'events_claim_line'::regclass ORDER BY 1"
+        )).all()  # fmt: skip
+        return {name: connection.scalar(text(f"SELECT count(*) FROM {name}")) for name in names}
+
+
+@pytest.fixture
+def partitions() -> Callable[[Engine], dict[str, int]]:
+    """`claim_line_partitions`, for the tests that look where batches landed."""
+    return claim_line_partitions

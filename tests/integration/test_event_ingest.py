@@ -13,7 +13,7 @@ from decimal import Decimal
 from pathlib import Path
 
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from outcomes import store as outcome_store
 from outcomes.store import EVENT_TABLES, EventStore, EventStoreError
@@ -183,17 +183,19 @@ def test_a_broken_file_is_refused_with_where_and_why_and_nothing_is_stored(
 def test_a_load_killed_midway_leaves_no_batch_and_no_rows(
     upgraded_engine, database_url, tmp_path, typed_by
 ):
+    """Killed once it has written rows (on PostgreSQL, by pyarrow, into a partition of the
+    batch's own: the file is larger than OWN_PARTITION_BYTES)."""
     # A backslash in a cell makes the file one only the row path types.
     big = _rekeyed_tuva(tmp_path / "big.csv", 150 if typed_by == "pyarrow" else 25,
                         marked=typed_by == "rows")  # fmt: skip
+    name = f"settle-killed-{os.getpid()}-{typed_by}"
     env = {**{k: v for k, v in os.environ.items() if not k.startswith("SETTLE_")},
-           "SETTLE_DATABASE_URL": database_url}  # fmt: skip
+           "SETTLE_DATABASE_URL": database_url, "PGAPPNAME": name}  # fmt: skip
     loader = subprocess.Popen(
         [str(Path(sys.executable).with_name("settle")), "events", "load", str(big), "--type",
          "claim_line"], env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
     )  # fmt: skip
-    time.sleep(2.0)
-    assert loader.poll() is None, "the load finished before it could be killed"
+    wait_until_writing(upgraded_engine, database_url, name, loader)
     os.kill(loader.pid, signal.SIGKILL)
     loader.wait(timeout=30)
     store = EventStore(upgraded_engine)
@@ -201,7 +203,33 @@ def test_a_load_killed_midway_leaves_no_batch_and_no_rows(
     with upgraded_engine.connect() as connection:
         table = EVENT_TABLES["claim_line"]
         assert connection.scalar(select(func.count()).select_from(table)) == 0
+        if upgraded_engine.dialect.name == "postgresql":
+            assert connection.scalar(text(
+                "SELECT count(*) FROM pg_tables WHERE schemaname = current_schema() "
+                "AND tablename LIKE 'events_claim_line_p%'"
+            )) == 0  # fmt: skip
     assert store.load(TUVA / "medical_claim.csv", "claim_line").batch.rows == 6_075
+
+
+def wait_until_writing(engine, database_url: str, name: str, loader: subprocess.Popen) -> None:
+    """Until the loader has written rows, uncommitted: on PostgreSQL its COPY (the connection
+    named `name`) has taken some in; on SQLite the write-ahead log holds a megabyte."""
+    wal = Path(database_url.removeprefix("sqlite:///") + "-wal")
+    copied = text(
+        "SELECT coalesce(max(p.tuples_processed), 0) FROM pg_stat_progress_copy p "
+        "JOIN pg_stat_activity a USING (pid) WHERE a.application_name = :name"
+    )
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        assert loader.poll() is None, "the load finished before it could be killed"
+        if engine.dialect.name == "postgresql":
+            with engine.connect() as connection:
+                if connection.scalar(copied, {"name": name}) > 0:
+                    return
+        elif wal.exists() and wal.stat().st_size > 1 << 20:
+            return
+        time.sleep(0.05)
+    raise AssertionError("the loader wrote nothing in a minute")
 
 
 @pytest.mark.parametrize("chunk", [5_000, 1])  # the unique index's catch, and the probe's

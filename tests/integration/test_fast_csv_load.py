@@ -14,7 +14,7 @@ from typing import Any
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from sqlalchemy import select
+from sqlalchemy import literal_column, select
 
 from api.database import engine_from_url
 from api.schema import upgrade_to_head
@@ -32,15 +32,25 @@ HEADER = "claim_id,claim_line_number,claim_type,patient_id,claim_start_date,paid
 WIDE = HEADER + ",claim_status,adjusted_claim_id,member_id,service_unit_quantity,note,code"
 
 
-@pytest.fixture
-def twins(upgraded_engine, twin_database_url, new_clock):
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres),
+                        pytest.param("postgres, own partitions", marks=pytest.mark.postgres)])  # fmt: skip
+def twins(request, tmp_path, new_clock):
     """(a store loading by the fast path where it can, a store loading every file row by row),
-    each on its own empty database of the same backend."""
-    twin = engine_from_url(twin_database_url)
-    upgrade_to_head(twin)
-    yield (EventStore(upgraded_engine, clock=new_clock()),
-           EventStore(twin, clock=new_clock(), fast_csv=False))  # fmt: skip
-    twin.dispose()
+    each on its own empty database of the same backend. On PostgreSQL twice: with files this
+    small loaded into the shared partition, and with every file the fast path loads given a
+    partition of its own (as a large one is)."""
+    if request.param == "sqlite":
+        urls = request.getfixturevalue("sqlite_url"), f"sqlite:///{tmp_path / 'twin.db'}"
+    else:
+        urls = request.getfixturevalue("postgres_url"), request.getfixturevalue("postgres_twin_url")
+    engines = [engine_from_url(url) for url in urls]
+    for engine in engines:
+        upgrade_to_head(engine)
+    own = 0 if request.param.endswith("own partitions") else outcome_store.OWN_PARTITION_BYTES
+    yield (EventStore(engines[0], clock=new_clock(), own_partition_bytes=own),
+           EventStore(engines[1], clock=new_clock(), fast_csv=False))  # fmt: skip
+    for engine in engines:
+        engine.dispose()
 
 
 def outcome(store: EventStore, path: Path, kind: str, mapping: dict[str, str] | None) -> Any:
@@ -71,7 +81,29 @@ def loads_alike(twins, path: Path, kind: str = "claim_line", mapping=None) -> An
     fast, rows = twins
     found = outcome(fast, path, kind, mapping)
     assert found == outcome(rows, path, kind, mapping)
+    if found[0] == "loaded":
+        assert stored_in(fast, kind, scan(path)[0]) == expected_home(fast, path, kind, mapping)
     return found
+
+
+def expected_home(store: EventStore, path: Path, kind: str, mapping: Any) -> str:
+    """Where a batch loaded from `path` belongs: SQLite's one table; on PostgreSQL a partition of
+    its own if the fast path loaded it and it is large enough, else the shared partition."""
+    if store.engine.dialect.name != "postgresql":
+        return "table"
+    large = path.stat().st_size >= store._own_partition_bytes
+    return "own" if large and vouched(path, kind, mapping) else "shared"
+
+
+def stored_in(store: EventStore, kind: str, batch_id: str) -> str:
+    """Where the batch's rows are: "table" (SQLite), "shared" or "own" (PostgreSQL partitions)."""
+    if store.engine.dialect.name != "postgresql":
+        return "table"
+    table = EVENT_TABLES[kind]
+    query = select(literal_column("tableoid::regclass::text")).where(table.c.batch_id == batch_id)
+    with store.engine.connect() as connection:
+        (where,) = set(connection.scalars(query))
+    return "shared" if where == f"{table.name}_shared" else "own"
 
 
 def write(tmp_path: Path, name: str, text: str, *, encoding: str = "utf-8") -> Path:
@@ -100,6 +132,8 @@ CASES = [
      f"{HEADER},zeta,alpha,é\n{ROW},z,,ü\n", True),
     ("a lone carriage return ending a row", "a.csv",
      f"{HEADER}\n{ROW}\rc2,1,x,p,2018-01-05,1\n", True),
+    ("spaces inside cells", "a.csv", f"{HEADER},note\nc1,1,x y,p 1,2018-01-05,1,a b\n", True),
+    ("an extra cell led by a space", "a.csv", f"{HEADER},note\n{ROW}, a\n", True),
     ("a replacement of an earlier row", "a.csv",
      f"{WIDE}\nc1,1,x,p,2018-01-05,1,original,,,,,\nc2,1,x,p,2018-01-05,1,replacement,c1,,,,\n",
      True),
@@ -123,6 +157,10 @@ CASES = [
     ("a cell padded with spaces", "a.csv", f"{HEADER}\nc1,1,x, p1 ,2018-01-05,1\n", False),
     ("a cell ending in a no-break space", "a.csv",
      f"{HEADER}\nc1,1,x,p1\u00a0,2018-01-05,1\n", False),
+    ("an extra cell over the size limit", "a.csv", f"{HEADER},note\n{ROW},{'n' * 1_000_001}\n",
+     False),
+    ("a line over the size limit, no cell over it", "a.csv",
+     f"{HEADER},n1,n2\n{ROW},{'n' * 600_000},{'n' * 600_000}\n", True),
     ("a text over 200 characters", "a.csv", f"{HEADER}\nc1,1,x,{'p' * 201},2018-01-05,1\n", False),
     ("a required cell empty", "a.csv", f"{HEADER}\nc1,1,x,,2018-01-05,1\n", False),
     ("a blank line", "a.csv", f"{HEADER}\n{ROW}\n\nc2,1,x,p,2018-01-05,1\n", False),

@@ -10,7 +10,7 @@ import pytest
 from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
-from sqlalchemy import Engine, MetaData, inspect, text
+from sqlalchemy import Column, Engine, Integer, MetaData, inspect, text
 from sqlalchemy.exc import DatabaseError
 
 from api.database import engine_from_url, search_path_schema
@@ -30,12 +30,21 @@ FIXTURES = Path(__file__).resolve().parents[2] / "fixtures" / "tuva"
 EVENT_TABLES_NAMED = tuple(table.name for table in EVENT_TABLES.values())
 
 
-def _declared() -> MetaData:
-    """Every table the stores declare, in one MetaData, as the migrations must create them."""
+def _declared(dialect: str = "sqlite") -> MetaData:
+    """Every table the stores declare, in one MetaData, as the migrations must create them. On
+    PostgreSQL each events table is partitioned by its partition number (migration 0006): the
+    table has no index of its own; its shared partition has the indexes declared."""
     combined = MetaData()
     for declared in (contract_store.metadata, ledger_store.metadata, outcome_store.metadata):
         for table in declared.tables.values():
-            table.to_metadata(combined)
+            if dialect != "postgresql" or table.name not in EVENT_TABLES_NAMED:
+                table.to_metadata(combined)
+                continue
+            partitioned = table.to_metadata(combined)
+            partitioned.indexes.clear()
+            shared = table.to_metadata(combined, name=f"{table.name}_shared")
+            for copy in (partitioned, shared):
+                copy.append_column(Column("partition_number", Integer(), nullable=False))
     return combined
 
 
@@ -47,7 +56,7 @@ def test_the_migrations_create_exactly_the_tables_the_stores_declare(
 ) -> None:
     with upgraded_engine.connect() as connection:
         context = MigrationContext.configure(connection, opts={"compare_type": True})
-        differences = compare_metadata(context, _declared())
+        differences = compare_metadata(context, _declared(upgraded_engine.dialect.name))
 
     assert differences == []
 
@@ -80,7 +89,7 @@ def test_on_postgresql_the_tables_and_alembic_version_live_in_the_search_path_sc
 
         assert set(inspector.get_table_names(schema=schema)) == {
             "alembic_version",
-            *_declared().tables,
+            *_declared("postgresql").tables,
         }
     finally:
         engine.dispose()
@@ -176,5 +185,49 @@ def test_on_postgresql_every_outcome_table_refuses_truncate(postgres_url: str) -
         for table in ("outcome_batches", "outcome_retractions", *EVENT_TABLES_NAMED):
             with pytest.raises(DatabaseError, match="append-only"), engine.begin() as connection:
                 connection.execute(text(f"TRUNCATE {table} CASCADE"))
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_0006_keeps_every_event_of_every_partition_both_ways(
+    postgres_url: str,
+    clock: Callable[[], dt.datetime],
+    tmp_path: Path,
+    partitions: Callable[[Engine], dict[str, int]],
+) -> None:
+    """A batch in a partition of its own and one in the shared partition: after a downgrade to
+    0005 both are in the one table 0005 made, after the upgrade again in the shared partition;
+    the tables stay append-only at each step, and a large load gets a partition again."""
+    engine = engine_from_url(postgres_url)
+    try:
+        upgrade_to_head(engine)
+        EventStore(engine, clock=clock, own_partition_bytes=0).load(
+            FIXTURES / "medical_claim.csv", "claim_line")  # fmt: skip
+        small = tmp_path / "small.csv"
+        small.write_text("claim_id,claim_line_number,claim_type,patient_id,claim_start_date,"
+                         "paid_amount\ns1,1,x,p1,2018-01-05,1.00\n")  # fmt: skip
+        store = EventStore(engine, clock=clock)
+        store.load(small, "claim_line")
+        before = list(store.events("claim_line", as_of=clock()))
+        assert partitions(engine) == {
+            "events_claim_line_p1": 6_075, "events_claim_line_shared": 1}  # fmt: skip
+
+        for move, revision, expected in (
+            ("downgrade", "0005_lean_event_tables", {}),
+            ("upgrade", "head", {"events_claim_line_shared": 6_076}),
+        ):
+            _migrate(engine, move, revision)
+
+            assert partitions(engine) == expected
+            assert list(store.events("claim_line", as_of=clock())) == before
+            for statement in ("DELETE FROM events_claim_line", "TRUNCATE events_claim_line"):
+                with pytest.raises(DatabaseError, match="append-only"), engine.begin() as c:
+                    c.execute(text(statement))
+        again = tmp_path / "again.csv"
+        again.write_text(small.read_text().replace("s1,", "s2,"))
+        EventStore(engine, clock=clock, own_partition_bytes=0).load(again, "claim_line")
+        assert partitions(engine) == {
+            "events_claim_line_p1": 1, "events_claim_line_shared": 6_076}  # fmt: skip
     finally:
         engine.dispose()
