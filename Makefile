@@ -38,7 +38,7 @@ bench: $(STAMP)
 bench-ledger: $(STAMP)
 	$(BIN)/python bench/ledger.py
 
-# 3,000,000 claim lines on PostgreSQL and SQLite against their floors: about 5 minutes on 2 cores.
+# 3,000,000 claim lines on PostgreSQL and SQLite against their floors: about 3 minutes on 2 cores.
 .PHONY: bench-events
 bench-events: $(STAMP)
 	$(BIN)/python bench/events.py

@@ -49,7 +49,7 @@ a helper process (chunks pickled through a pipe: slower, SQLite 37.6 s against 2
 staging table (5.1x).
 
 SQLite has no other core to give the server: its load is the floor's work plus typing, now on
-two threads, 1.14-1.18x (1.49-1.60x before, on one). pyarrow's own streaming reader reads
+two threads, 1.18-1.19x (1.49-1.60x before, on one). pyarrow's own streaming reader reads
 hundreds of megabytes ahead of its consumer; the fast path hands it 1.5 MB of whole lines at a
 time, two blocks at once, which keeps the load's peak near 255 MB.
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import codecs
 import copy
 from collections import deque
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Generator, Iterator, Mapping
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -110,7 +110,7 @@ def typed_blocks(
     mapping: Mapping[str, str],
     places: Mapping[Scalar, int],
     plain: bool,
-) -> Iterator[Block]:
+) -> Generator[Block, None, None]:
     """The file's rows, typed a block at a time; `Unvouched` as soon as a cell is not vouched
     for (before, or between, blocks). `places`: the decimal places money and scores are stored
     to. `plain`: the file has no byte JSON or CSV quoting would treat specially (as
@@ -142,9 +142,11 @@ def typed_blocks(
                 parse_options=parse,
                 convert_options=ascii_convert if seen.ascii else convert,
             )
+            return [typer.typed(batch, seen) for batch in rows.to_batches()]
         except pa.ArrowException:
-            raise Unvouched from None  # not UTF-8, a row of another width: the row path says where
-        return [typer.typed(batch, seen) for batch in rows.to_batches()]
+            # not UTF-8, a row of another width, a block too large for Arrow's 32-bit offsets:
+            # the row path reads it, and says where anything is wrong
+            raise Unvouched from None
 
     first = 2  # the header is row 1
     for tables in _in_order(typed, _line_blocks(path)):

@@ -14,7 +14,7 @@ import gc
 import json
 import tempfile
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
-from contextlib import ExitStack, contextmanager
+from contextlib import ExitStack, closing, contextmanager
 from dataclasses import dataclass, replace
 from decimal import Decimal
 from itertools import repeat
@@ -43,6 +43,7 @@ from sqlalchemy import (
     insert,
     or_,
     select,
+    text,
     true,
 )
 from sqlalchemy.exc import IntegrityError
@@ -306,10 +307,12 @@ class EventStore:
         blocks = typed_blocks(load.path, load.kind, mapping=load.mapping, places=_PLACES,
                               plain=load.plain)  # fmt: skip
         try:
-            with _collector_paused(), self.engine.begin() as connection:
+            # closing: a load given up on stops its typing threads before the row path starts
+            with closing(blocks), _collector_paused(), self.engine.begin() as connection:
                 _wait_for_other_loads_of(connection, load.batch_id)
                 own = (connection.dialect.name == "postgresql"
-                       and load.path.stat().st_size >= self._own_partition_bytes)  # fmt: skip
+                       and load.path.stat().st_size >= self._own_partition_bytes
+                       and _OwnPartition.allowed(connection, load.kind))  # fmt: skip
                 with _BlockWriter(connection, load.kind, load.batch_id, own) as writer:
                     for block in blocks:
                         writer.write(block)
@@ -595,9 +598,9 @@ class _Writes:
 
 
 class _BlockWriter:
-    """Writes the blocks typed by `outcomes.fast_csv`: on PostgreSQL as CSV through a COPY left
-    open while pyarrow types the next blocks (the server takes them in on the other core); on
-    SQLite by executemany. A repeated key is left to the unique (key, batch) index, whose refusal
+    """Writes the blocks typed by `outcomes.fast_csv`: on PostgreSQL in COPY's text format, through
+    a COPY left open while pyarrow types the next blocks (the server takes them in meanwhile);
+    on SQLite by executemany. A repeated key is left to the unique (key, batch) index, whose refusal
     is `_KeyRepeated`. A claim line that replaces or voids a claim must name one loaded before
     it, in this file or a batch not retracted: checked once the rows are in, every
     NAMED_AT_ONCE such claims (the COPY closed for the check; the next block opens another).
@@ -727,6 +730,20 @@ class _OwnPartition:
             f"CHECK (partition_number = {self.number})",
         )
 
+    @staticmethod
+    def allowed(connection: Connection, kind: EventType) -> bool:
+        """Whether the connection's role may: create the table in the schema, take its number,
+        and attach it (a right of the events table's owner). A role that may only read and
+        insert loads every batch into the shared partition."""
+        may = text(
+            "SELECT has_schema_privilege(current_schema(), 'CREATE') "
+            "AND has_sequence_privilege(:sequence, 'USAGE') "
+            "AND pg_has_role((SELECT relowner FROM pg_class "
+            "WHERE oid = CAST(:events AS regclass)), 'USAGE')"
+        )
+        events = EVENT_TABLES[kind.name].name
+        return bool(connection.scalar(may, {"sequence": PARTITION_NUMBERS, "events": events}))
+
     def index(self) -> None:
         """The partition's indexes, built from its rows (a repeated key is refused here)."""
         Index(f"{self.name}_key", *_unique_key(self.table, self.kind), unique=True
@@ -748,11 +765,15 @@ class _OwnPartition:
         named_live = select(events.c.row_number).where(
             events.c.claim_id == target, events.c.batch_id.in_(live_batches())
         )
-        unknown = select(line.c.row_number).where(
-            line.c.claim_status.in_(sorted(ADJUSTING)),
-            or_(target.is_(None), and_(~named_earlier.exists(), ~named_live.exists())),
+        adjusting = line.c.claim_status.in_(sorted(ADJUSTING))
+        # Two queries, not one with an OR, which would keep PostgreSQL from planning the NOT
+        # EXISTS as anti-joins (by hash for many claims) and leave it a probe a claim a partition.
+        naming_none = select(line.c.row_number).where(adjusting, target.is_(None))
+        naming_unknown = select(line.c.row_number).where(
+            adjusting, target.is_not(None), ~named_earlier.exists(), ~named_live.exists()
         )
-        return self.connection.execute(unknown.limit(1)).first() is None
+        return all(self.connection.execute(query.limit(1)).first() is None
+                   for query in (naming_none, naming_unknown))  # fmt: skip
 
     def attach(self) -> None:
         self._run(

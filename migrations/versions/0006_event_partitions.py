@@ -16,6 +16,11 @@ this migration and every batch written row by row (the table as it was, renamed
 of the sequence `outcome_partition_numbers`. Which batches do is the loader's choice
 (outcomes/store.py: large plain CSV files).
 
+Every privilege granted on an events table is granted on the partitioned table too (it is made
+LIKE the old one, which copies no grant). What named the old table by its identity rather than
+its name follows it to `<table>_shared`: a view, a publication, a policy made before this
+migration reads the shared partition only, and must be made again.
+
 The events tables stay append-only: the row trigger refusing UPDATE and DELETE moves to the
 partitioned table, which gives it to every partition; TRUNCATE is refused by a trigger on the
 partitioned table and on each partition (the loader gives each new one its own).
@@ -56,6 +61,7 @@ def upgrade() -> None:
         op.execute(f"CREATE TABLE {table} (LIKE {shared} INCLUDING DEFAULTS) "
                    "PARTITION BY LIST (partition_number)")  # fmt: skip
         op.execute(f"ALTER TABLE {table} ATTACH PARTITION {shared} FOR VALUES IN (0)")
+        _grant_as_on(shared, table)
         _refuse_changes(table)
 
 
@@ -85,9 +91,33 @@ def downgrade() -> None:
             )
             op.execute(f"INSERT INTO {table} ({columns}) SELECT {columns} "
                        f"FROM {table}_partitioned")  # fmt: skip
+        _grant_as_on(f"{table}_partitioned", table)
         op.execute(f"DROP TABLE {table}_partitioned")  # its own partitions with it
         op.execute(f"ALTER TABLE {table} DROP COLUMN partition_number")
     op.execute(f"DROP SEQUENCE {SEQUENCE}")
+
+
+def _grant_as_on(source: str, target: str) -> None:
+    """Every privilege granted on `source` (to a role or PUBLIC, by its owner or another), granted
+    on `target` too: a table made LIKE another has none of its grants, and the roles that read
+    and load events through the table's name would be refused."""
+    op.execute(f"""
+        DO $$
+        DECLARE granted record;
+        BEGIN
+            FOR granted IN
+                SELECT a.privilege_type, a.is_grantable,
+                       CASE WHEN a.grantee = 0 THEN 'PUBLIC' ELSE quote_ident(r.rolname) END AS who
+                FROM pg_class c CROSS JOIN LATERAL aclexplode(c.relacl) a
+                LEFT JOIN pg_roles r ON r.oid = a.grantee
+                WHERE c.oid = '{source}'::regclass AND a.grantee <> c.relowner
+            LOOP
+                EXECUTE format('GRANT %s ON {target} TO %s%s', granted.privilege_type,
+                               granted.who, CASE WHEN granted.is_grantable
+                                                 THEN ' WITH GRANT OPTION' ELSE '' END);
+            END LOOP;
+        END $$
+    """)
 
 
 def _refuse_changes(table: str) -> None:

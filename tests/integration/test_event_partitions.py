@@ -5,8 +5,10 @@ stopped leaves no partition behind."""
 
 from __future__ import annotations
 
+import secrets
 import threading
 from pathlib import Path
+from urllib.parse import quote
 
 import pytest
 from sqlalchemy import Engine, func, select, text
@@ -155,3 +157,46 @@ def test_readers_and_other_loads_go_on_while_a_large_file_loads(
         resume.set()
         loading.join(timeout=60)
     assert partitions(engine) == {"events_claim_line_p1": 6_075, "events_claim_line_shared": 1}
+
+
+@pytest.fixture
+def loader_role(engine):
+    """A role that may read and insert in this schema and nothing more (no CREATE, owns no
+    table), dropped at the end."""
+    role = f"settle_loader_{secrets.token_hex(4)}"
+    with engine.begin() as connection:
+        connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+        connection.execute(text(f"GRANT USAGE ON SCHEMA {current_schema(connection)} TO {role}"))
+        connection.execute(text(f"GRANT SELECT, INSERT ON ALL TABLES IN SCHEMA "
+                                f"{current_schema(connection)} TO {role}"))  # fmt: skip
+        connection.execute(text(f"GRANT USAGE ON ALL SEQUENCES IN SCHEMA "
+                                f"{current_schema(connection)} TO {role}"))  # fmt: skip
+    yield role
+    with engine.begin() as connection:
+        connection.execute(text(f"DROP OWNED BY {role}"))
+        connection.execute(text(f"DROP ROLE {role}"))
+
+
+def current_schema(connection) -> str:
+    return str(connection.scalar(text("SELECT current_schema()")))
+
+
+def as_role(url: str, role: str) -> str:
+    """The URL, its connections acting as `role` (PostgreSQL's `role` setting at start-up)."""
+    return url.replace("options=", f"options={quote(f'-crole={role} ')}", 1)
+
+
+def test_a_role_that_may_only_insert_loads_a_large_file_into_the_shared_partition(
+    engine, postgres_url, loader_role, partitions
+):
+    """A partition of its own needs CREATE on the schema and the events table's ownership (to
+    attach it); without them the same file loads, into the shared partition."""
+    limited = engine_from_url(as_role(postgres_url, loader_role))
+    try:
+        with limited.connect() as connection:
+            assert connection.scalar(text("SELECT current_user")) == loader_role
+        store = EventStore(limited, own_partition_bytes=0)
+        assert store.load(TUVA / "medical_claim.csv", "claim_line").batch.rows == 6_075
+    finally:
+        limited.dispose()
+    assert partitions(engine) == {"events_claim_line_shared": 6_075}

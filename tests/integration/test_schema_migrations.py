@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import secrets
 from collections.abc import Callable
 from pathlib import Path
 
@@ -230,4 +231,35 @@ def test_0006_keeps_every_event_of_every_partition_both_ways(
         assert partitions(engine) == {
             "events_claim_line_p1": 1, "events_claim_line_shared": 6_076}  # fmt: skip
     finally:
+        engine.dispose()
+
+
+@pytest.mark.postgres
+def test_0006_keeps_what_each_role_may_do_with_the_events_tables_both_ways(
+    postgres_url: str,
+) -> None:
+    """The partitioned table 0006 makes (LIKE the old one, which copies no grant) is granted what
+    the old table was; the downgrade gives it back to the table it restores."""
+    engine = engine_from_url(postgres_url)
+    role = f"settle_reader_{secrets.token_hex(4)}"
+    try:
+        _migrate(engine, "upgrade", "0005_lean_event_tables")
+        with engine.begin() as connection:
+            schema = connection.scalar(text("SELECT current_schema()"))
+            connection.execute(text(f"CREATE ROLE {role} NOLOGIN"))
+            connection.execute(text(f"GRANT USAGE ON SCHEMA {schema} TO {role}"))
+            connection.execute(text(f"GRANT SELECT ON events_claim_line TO {role}"))
+
+        for move, revision in (("upgrade", "head"), ("downgrade", "0005_lean_event_tables")):
+            _migrate(engine, move, revision)
+
+            with engine.begin() as connection:
+                connection.execute(text(f"SET LOCAL ROLE {role}"))
+                assert connection.scalar(text("SELECT count(*) FROM events_claim_line")) == 0
+                with pytest.raises(DatabaseError, match="permission denied"):
+                    connection.execute(text("SELECT count(*) FROM events_eligibility"))
+    finally:
+        with engine.begin() as connection:
+            connection.execute(text(f"DROP OWNED BY {role}"))
+            connection.execute(text(f"DROP ROLE {role}"))
         engine.dispose()
