@@ -607,7 +607,7 @@ class _BlockWriter:
 
     `own` (PostgreSQL): the rows go into a partition of the batch's own, without an index until
     they are all in; the index then refuses a repeated key, and the claims named (if any) are
-    checked once, by one query, before the partition is attached."""
+    checked once, in the database, before the partition is attached."""
 
     def __init__(
         self, connection: Connection, kind: EventType, batch_id: str, own: bool = False
@@ -707,9 +707,9 @@ class _OwnPartition:
     (a number a rolled-back load took is not used again), with a CHECK of that number so that
     attaching it reads no row. The rows go in with no index to keep up; `index` then builds the
     unique key index (the key alone: one batch a partition) and, for claim lines, the partial
-    adjusted_claim_id index, as the shared partition has them, and gathers the statistics the
-    claims check plans by. `attach` gives it the TRUNCATE guard and makes it a partition: from
-    then its rows are the events table's (and refused UPDATE and DELETE as every row of it)."""
+    adjusted_claim_id index, as the shared partition has them. `attach` gives it the TRUNCATE
+    guard and makes it a partition: from then its rows are the events table's (and refused
+    UPDATE and DELETE as every row of it)."""
 
     def __init__(self, connection: Connection, kind: EventType, batch_id: str) -> None:
         if not (len(batch_id) == 64 and all(c in "0123456789abcdef" for c in batch_id)):
