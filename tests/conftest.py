@@ -172,3 +172,18 @@ def claim_line_partitions(engine: Engine) -> dict[str, int]:
 def partitions() -> Callable[[Engine], dict[str, int]]:
     """`claim_line_partitions`, for the tests that look where batches landed."""
     return claim_line_partitions
+
+
+def claim_line_tables_of_batches(engine: Engine) -> list[str]:
+    """PostgreSQL: the tables made for claim-line batches of their own, attached or not (a load
+    that failed or was killed must leave none)."""
+    with engine.connect() as connection:
+        query = text("SELECT tablename FROM pg_tables WHERE schemaname = current_schema() "
+                     "AND tablename LIKE 'events\\_claim\\_line\\_p%' ORDER BY 1")  # fmt: skip
+        return list(connection.scalars(query))
+
+
+@pytest.fixture
+def batch_tables() -> Callable[[Engine], list[str]]:
+    """`claim_line_tables_of_batches`, for the tests that look for partitions left behind."""
+    return claim_line_tables_of_batches
