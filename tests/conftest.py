@@ -112,14 +112,6 @@ def database_url(request: pytest.FixtureRequest) -> str:
 
 
 @pytest.fixture
-def twin_database_url(database_url: str, tmp_path: Path, request: pytest.FixtureRequest) -> str:
-    """A second empty database on the backend of `database_url`."""
-    if database_url.startswith("sqlite"):
-        return f"sqlite:///{tmp_path / 'twin.db'}"
-    return request.getfixturevalue("postgres_twin_url")
-
-
-@pytest.fixture
 def postgres_twin_url(postgres_twin_schema: str) -> str:
     """A URL into this session's second schema, emptied first."""
     return _emptied(postgres_twin_schema)
